@@ -200,3 +200,26 @@ class Classification:
     """One example's classification: (label, score) pairs. Label is "" without classes."""
 
     classes: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions under a base path to serve, as TF Serving's ServableVersionPolicy.
+
+    kind "latest" serves the `num_versions` highest versions (TF Serving's default: 1),
+    "all" serves every version, "specific" serves exactly `versions`.
+    """
+
+    kind: Literal["latest", "all", "specific"] = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's versions live on disk (`base_path/<version>/`) and how they are addressed."""
+
+    name: str
+    base_path: str
+    version_policy: VersionPolicy = field(default_factory=VersionPolicy)
+    version_labels: Mapping[str, int] = field(default_factory=dict)
