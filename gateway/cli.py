@@ -1,0 +1,72 @@
+"""Command line: `gateway serve [--config FILE]` and `gateway build-examples`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import Settings, load_settings
+
+logger = logging.getLogger("gateway")
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config.yaml"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `gateway` command and of `python -m gateway`."""
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the REST gateway")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("GATEWAY_CONFIG"),
+        help="YAML config (env GATEWAY_CONFIG); default: the example models, built if missing",
+    )
+    serve.add_argument("--host", help="bind address (env GATEWAY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (env GATEWAY_PORT, default 8000)")
+
+    build = commands.add_parser("build-examples", help="build the example models")
+    build.add_argument("--out", type=Path, default=DEFAULT_CONFIG.parent / "models")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    if args.command == "build-examples":
+        build_examples(args.out)
+    else:
+        overrides = {key: value for key in ("host", "port") if (value := getattr(args, key))}
+        serve_forever(_settings(args.config, overrides))
+
+
+def _settings(config: Path | None, overrides: dict[str, object]) -> Settings:
+    if config is not None:
+        return load_settings(config, **overrides)
+    settings = load_settings(DEFAULT_CONFIG, **overrides)
+    if any(not Path(model.base_path).is_dir() for model in settings.models):
+        build_examples(DEFAULT_CONFIG.parent / "models")
+    return settings
+
+
+def build_examples(out: Path) -> None:
+    """Build the example models into `out` in a child process (it imports TensorFlow)."""
+    logger.info("building the example models into %s (takes a minute the first time)", out)
+    subprocess.run([sys.executable, "-m", "examples.build", "--out", str(out)], check=True)
+
+
+def serve_forever(settings: Settings) -> None:
+    """Run the gateway with uvicorn until interrupted."""
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )

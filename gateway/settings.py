@@ -1,0 +1,141 @@
+"""Gateway configuration: one YAML file listing the models, overridable by GATEWAY_* env vars.
+
+Precedence, highest first: explicit arguments, environment (`GATEWAY_PORT=9000`,
+`GATEWAY_TF_SERVING_TARGET=tfserving:8500`), the YAML file, the defaults below.
+Relative `base_path`s in the YAML file are resolved against the file's directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from clients.types import ModelSource, VersionPolicy
+
+# A model name or label: no path separators, no ':' (it would break the URL grammar).
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class VersionPolicyConfig(BaseModel):
+    """Which versions to serve: `latest` (the newest `num_versions`), `all`, or `specific`."""
+
+    kind: Literal["latest", "all", "specific"] = "latest"
+    num_versions: int = Field(default=1, ge=1)
+    versions: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _specific_needs_versions(self) -> VersionPolicyConfig:
+        if self.kind == "specific" and not self.versions:
+            raise ValueError("version_policy kind 'specific' needs a non-empty 'versions' list")
+        return self
+
+
+class ModelConfig(BaseModel):
+    """One served model."""
+
+    name: str
+    platform: Literal["tensorflow", "sklearn"]
+    base_path: str = Field(description="Directory holding <version>/ subdirectories.")
+    target: str | None = Field(
+        default=None,
+        description="host:port of the TF Serving that serves this model "
+        "(tensorflow only; default: the global tf_serving_target, else the embedded backend).",
+    )
+    version_policy: VersionPolicyConfig = Field(default_factory=VersionPolicyConfig)
+    version_labels: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not _NAME_PATTERN.match(name):
+            raise ValueError(f"model name {name!r} must match {_NAME_PATTERN.pattern}")
+        return name
+
+    @field_validator("version_labels")
+    @classmethod
+    def _valid_labels(cls, labels: dict[str, int]) -> dict[str, int]:
+        for label in labels:
+            if not _NAME_PATTERN.match(label):
+                raise ValueError(f"version label {label!r} must match {_NAME_PATTERN.pattern}")
+        return labels
+
+    def source(self) -> ModelSource:
+        """The neutral description the backends take."""
+        policy = self.version_policy
+        return ModelSource(
+            name=self.name,
+            base_path=self.base_path,
+            version_policy=VersionPolicy(
+                kind=policy.kind, num_versions=policy.num_versions, versions=tuple(policy.versions)
+            ),
+            version_labels=dict(self.version_labels),
+        )
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tf_serving_target: str | None = Field(
+        default=None,
+        description="host:port of an external TF Serving for tensorflow models; "
+        "unset = start the embedded TF-Serving-compatible backend.",
+    )
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    grpc_max_message_bytes: int = Field(default=2**31 - 1, gt=0)
+    metadata_ttl_seconds: float = Field(default=1.0, ge=0)
+    sklearn_workers: int = Field(default=4, ge=1)
+    embedded_port: int = Field(default=0, ge=0, description="0 = any free loopback port")
+    embedded_poll_seconds: float = Field(default=1.0, ge=0)
+    embedded_start_timeout_seconds: float = Field(default=180.0, gt=0)
+    log_level: str = "info"
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        names = [model.name for model in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the YAML file (if any)."""
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read `config_file` (YAML) under the environment and `overrides`."""
+    if config_file is None:
+        return Settings(**overrides)
+    config_file = config_file.resolve()
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    loaded = _FromFile(**overrides)
+    for model in loaded.models:
+        model.base_path = str((config_file.parent / model.base_path).resolve())
+    return loaded

@@ -1,0 +1,34 @@
+"""Kubernetes probes: liveness (the process answers) and readiness (every model can serve)."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gateway.dataplane import DataPlane
+from routers.errors import JSON
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get("/healthz", summary="Liveness: the gateway process is up")
+async def liveness() -> Response:
+    """Always 200 while the event loop runs."""
+    return Response(orjson.dumps({"status": "alive"}), media_type=JSON)
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: every configured model has an AVAILABLE version",
+    responses={503: {"description": "Some model cannot serve; the body names it and why"}},
+)
+async def readiness(request: Request) -> Response:
+    """200 when every model has an AVAILABLE version, else 503 naming each one that has not."""
+    dataplane: DataPlane = request.app.state.dataplane
+    problems = await dataplane.unready_models()
+    if not problems:
+        return Response(orjson.dumps({"status": "ready"}), media_type=JSON)
+    summary = "; ".join(f"{name}: {reason}" for name, reason in problems.items())
+    body = {"error": f"Not ready: {summary}", "models": problems}
+    return Response(orjson.dumps(body), status_code=503, media_type=JSON)

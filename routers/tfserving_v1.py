@@ -1,0 +1,170 @@
+"""TF Serving's REST API (`/v1/...`): transcode JSON to the data plane and back.
+
+Every /v1/ request goes through `v1_endpoint`, which matches TF Serving's grammar on
+the raw path itself (names may hold encoded '/' and ':'; the verb is case-sensitive).
+The routes declared here give `/docs` its paths and schemas; a catch-all in
+`gateway.app` sends every other /v1/ path to the same endpoint, so malformed paths
+get TF Serving's 400 rather than a framework 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from clients.types import ModelSpec, ServingError
+from gateway import codec
+from gateway.dataplane import DataPlane
+from gateway.model_json import metadata_json, status_json
+from routers import schemas
+from routers.errors import JSON, serving_error_response
+from routers.v1_paths import V1Route, parse_v1_path
+
+router = APIRouter(tags=["TensorFlow Serving REST API (v1)"])
+
+
+async def v1_endpoint(request: Request) -> Response:
+    """Answer any /v1/ request as TF Serving would."""
+    if request.method == "OPTIONS":
+        return _options(request)
+    dataplane: DataPlane = request.app.state.dataplane
+    try:
+        route = parse_v1_path(request.method, raw_path(request.scope))
+        if route.kind == "status":
+            content = status_json(await dataplane.status(_name(route), route.version))
+        elif route.kind == "metadata":
+            content = metadata_json(await dataplane.metadata(_spec(route)))
+        else:
+            content = await _VERBS[route.kind](dataplane, route, await request.body())
+    except ServingError as error:
+        return serving_error_response(error)
+    return Response(content, media_type=JSON)
+
+
+def raw_path(scope: dict[str, Any]) -> str:
+    """The still-encoded path plus `?query`, as TF Serving matches it (R2, R6)."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    path, _, query_in_path = raw.partition(b"?")
+    query: bytes = scope.get("query_string") or query_in_path
+    text = path.decode("latin-1")
+    return f"{text}?{query.decode('latin-1')}" if query else text
+
+
+def _options(request: Request) -> Response:
+    """CORS preflight as TF Serving answers it: 200 when Origin names an http(s) origin."""
+    origin = request.headers.get("origin", "")
+    ok = "http://" in origin or "https://" in origin
+    return Response(status_code=200 if ok else 400)
+
+
+async def _predict(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
+    document = codec.parse_body(body)
+    spec = _spec(route, codec.signature_name_of(document))
+    resolved = await dataplane.resolve_signature(spec)
+    tensors, request_format = codec.decode_predict(document, resolved.signature.inputs)
+    outputs = await dataplane.predict(resolved, tensors)
+    return codec.encode_predict(outputs, request_format)
+
+
+async def _classify(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
+    document = codec.parse_body(body)
+    spec = _spec(route, codec.signature_name_of(document))
+    batch = codec.decode_examples(document)
+    return codec.encode_classify(await dataplane.classify(spec, batch))
+
+
+async def _regress(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
+    document = codec.parse_body(body)
+    spec = _spec(route, codec.signature_name_of(document))
+    batch = codec.decode_examples(document)
+    return codec.encode_regress(await dataplane.regress(spec, batch))
+
+
+_VERBS: dict[str, Callable[[DataPlane, V1Route, bytes], Awaitable[bytes]]] = {
+    "predict": _predict,
+    "classify": _classify,
+    "regress": _regress,
+}
+
+
+def _name(route: V1Route) -> str:
+    assert route.name is not None  # parse_v1_path rejects a missing name
+    return route.name
+
+
+def _spec(route: V1Route, signature_name: str = "") -> ModelSpec:
+    return ModelSpec(_name(route), route.version, route.label, signature_name)
+
+
+# ---- Documented routes (all served by v1_endpoint) -------------------------------------
+
+_ADDRESSING = {
+    "": [],
+    "/versions/{version}": [("version", "integer", "Model version number.")],
+    "/labels/{label}": [("label", "string", "Version label from the model's config.")],
+}
+_VERB_DOCS = {
+    "predict": (schemas.PredictRequest, schemas.PredictResponse, "Predict"),
+    "classify": (schemas.ExamplesRequest, schemas.ClassifyResponse, "Classify tf.Examples"),
+    "regress": (schemas.ExamplesRequest, schemas.RegressResponse, "Regress tf.Examples"),
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.ErrorResponse, "description": text}
+    for code, text in (
+        (400, "Malformed request, body or input"),
+        (404, "Unknown model or version"),
+        (503, "Backend unavailable"),
+        (504, "Backend deadline exceeded"),
+    )
+}
+
+
+def _parameters(extra: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    params = [("model_name", "string", "Model name (percent-encode '/' and ':')."), *extra]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": kind}, "description": doc}
+        for name, kind, doc in params
+    ]
+
+
+def _register_documented_routes() -> None:
+    for suffix, extra in _ADDRESSING.items():
+        base = "/v1/models/{model_name}" + suffix
+        parameters = _parameters(extra)
+        for verb, (request_model, response_model, summary) in _VERB_DOCS.items():
+            router.add_api_route(
+                f"{base}:{verb}",
+                v1_endpoint,
+                methods=["POST"],
+                summary=f"{summary}{' (' + suffix.split('/')[1] + ')' if suffix else ''}",
+                responses={200: {"model": response_model}, **_ERRORS},
+                openapi_extra={
+                    "parameters": parameters,
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": request_model.model_json_schema()}},
+                    },
+                },
+            )
+        router.add_api_route(
+            base,
+            v1_endpoint,
+            methods=["GET"],
+            summary="Model version status",
+            responses={200: {"model": schemas.ModelStatusResponse}, **_ERRORS},
+            openapi_extra={"parameters": parameters},
+        )
+        router.add_api_route(
+            f"{base}/metadata",
+            v1_endpoint,
+            methods=["GET"],
+            summary="Model metadata (signature defs)",
+            responses={200: {"model": schemas.ModelMetadataResponse}, **_ERRORS},
+            openapi_extra={"parameters": parameters},
+        )
+
+
+_register_documented_routes()
