@@ -9,11 +9,12 @@ get TF Serving's 400 rather than a framework 404.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from clients.types import ModelSpec, ServingError
 from gateway import codec
@@ -44,7 +45,7 @@ async def v1_endpoint(request: Request) -> Response:
     return Response(content, media_type=JSON)
 
 
-def raw_path(scope: dict[str, Any]) -> str:
+def raw_path(scope: MutableMapping[str, Any]) -> str:
     """The still-encoded path plus `?query`, as TF Serving matches it (R2, R6)."""
     raw: bytes = scope.get("raw_path") or scope["path"].encode()
     path, _, query_in_path = raw.partition(b"?")
@@ -106,7 +107,7 @@ _ADDRESSING = {
     "/versions/{version}": [("version", "integer", "Model version number.")],
     "/labels/{label}": [("label", "string", "Version label from the model's config.")],
 }
-_VERB_DOCS = {
+_VERB_DOCS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
     "predict": (schemas.PredictRequest, schemas.PredictResponse, "Predict"),
     "classify": (schemas.ExamplesRequest, schemas.ClassifyResponse, "Classify tf.Examples"),
     "regress": (schemas.ExamplesRequest, schemas.RegressResponse, "Regress tf.Examples"),

@@ -1,0 +1,78 @@
+"""The JSON body of a predict response (spec O1-O6) and of an error (E1).
+
+Output names are written in sorted order (TF Serving iterates a hash map: unspecified).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from clients.types import invalid_argument
+from gateway.json_values import json_string
+from gateway.predict_request import RequestFormat
+from gateway.tensor_text import tensor_texts
+
+_BYTES_SUFFIX = "_bytes"
+
+
+def encode_predict(outputs: Mapping[str, npt.NDArray[np.generic]], fmt: RequestFormat) -> bytes:
+    """`{"predictions": ...}` for a row request, `{"outputs": ...}` for a columnar one."""
+    if not outputs:
+        raise invalid_argument("Cannot convert empty tensor map to JSON")
+    arrays = {name: np.asarray(outputs[name]) for name in sorted(outputs)}
+    if fmt is RequestFormat.ROW:
+        text = '{"predictions": [' + ", ".join(_prediction_rows(arrays)) + "]}"
+    else:
+        text = '{"outputs": ' + _columnar_value(arrays) + "}"
+    return text.encode("utf-8", "surrogateescape")
+
+
+def encode_error(message: str) -> bytes:
+    """`{"error": "<message>"}`, the message JSON-escaped."""
+    return ('{"error": ' + json_string(message) + "}").encode("utf-8", "surrogateescape")
+
+
+def _as_b64(name: str, array: npt.NDArray[np.generic]) -> bool:
+    """DT_STRING outputs whose alias ends in `_bytes` are written as {"b64": ...}."""
+    return name.endswith(_BYTES_SUFFIX) and array.dtype.kind in {"O", "S", "U"}
+
+
+def _columnar_value(arrays: dict[str, npt.NDArray[np.generic]]) -> str:
+    texts = {name: tensor_texts(a, b64=_as_b64(name, a))[0] for name, a in arrays.items()}
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    return "{" + ", ".join(f"{json_string(name)}: {text}" for name, text in texts.items()) + "}"
+
+
+def _prediction_rows(arrays: dict[str, npt.NDArray[np.generic]]) -> list[str]:
+    batch = _batch_size(arrays)
+    rows = {
+        name: tensor_texts(a, b64=_as_b64(name, a), split_rows=True) for name, a in arrays.items()
+    }
+    if len(rows) == 1:
+        return next(iter(rows.values()))
+    labels = [json_string(name) + ": " for name in rows]
+    return [
+        "{"
+        + ", ".join(label + texts[i] for label, texts in zip(labels, rows.values(), strict=True))
+        + "}"
+        for i in range(batch)
+    ]
+
+
+def _batch_size(arrays: dict[str, npt.NDArray[np.generic]]) -> int:
+    """Every output needs rank >= 1 and the same 0-th dimension."""
+    batch = -1
+    for name, array in arrays.items():
+        if array.ndim == 0:
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if batch >= 0 and array.shape[0] != batch:
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+                f"expecting: {batch}"
+            )
+        batch = array.shape[0]
+    return batch

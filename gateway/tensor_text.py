@@ -1,0 +1,95 @@
+"""JSON text of a numpy tensor, written the way TF Serving writes values (spec O3, O4, O5).
+
+The whole text is produced by a single ``template % values``: every element gets a
+printf piece chosen by numpy (see `gateway.json_numbers.float_format_codes`) joined with
+the brackets and commas that follow it, so no Python function runs per element for
+numeric tensors. Row splitting (one text per 0-th dimension slice, for the `predictions`
+list) uses a NUL marker between slices; NUL never appears unescaped in JSON text.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import numpy.typing as npt
+
+from clients.types import invalid_argument
+from gateway.json_numbers import CONSUMES_VALUE, FORMATS, float_format_codes
+from gateway.json_values import json_string
+
+_ROW_MARK = "\x00"
+_INT_KINDS = {"i", "u"}
+_UNWRITABLE = {np.dtype(np.uint16), np.dtype(np.complex64), np.dtype(np.complex128)}
+Elements = tuple[tuple[str, ...], npt.NDArray[np.intp], list[object]]
+
+
+def tensor_texts(
+    array: npt.NDArray[np.generic], *, b64: bool = False, split_rows: bool = False
+) -> list[str]:
+    """The tensor's nested JSON text, or (split_rows) one text per slice along axis 0."""
+    inner = array.shape[1:] if split_rows else array.shape
+    if array.size == 0:
+        rows = array.shape[0] if split_rows else 1
+        return [_empty_nested(inner)] * rows
+    formats, codes, values = _elements(array.reshape(-1), b64)
+    rank = len(inner)
+    closes = _closing_brackets(inner, array.size)
+    separators = ["]" * c + "," + "[" * c for c in range(rank)] + [
+        "]" * rank + _ROW_MARK + "[" * rank
+    ]
+    table = np.array([[fmt + sep for sep in separators] for fmt in formats], dtype=object)
+    pieces = table[codes, closes]
+    pieces[-1] = formats[codes[-1]] + "]" * rank
+    text = ("[" * rank + "".join(pieces.tolist())) % tuple(values)
+    return text.split(_ROW_MARK) if split_rows else [text]
+
+
+def _closing_brackets(inner: tuple[int, ...], count: int) -> npt.NDArray[np.intp]:
+    """How many dimensions of `inner` each flat element completes."""
+    position = np.arange(1, count + 1)
+    closes = np.zeros(count, dtype=np.intp)
+    block = 1
+    for size in reversed(inner):
+        block *= size
+        closes += position % block == 0
+    return closes
+
+
+def _empty_nested(shape: tuple[int, ...]) -> str:
+    if not shape:
+        return ""  # unreachable for an empty tensor, kept for totality
+    if shape[0] == 0:
+        return "[]"
+    return "[" + ",".join([_empty_nested(shape[1:])] * shape[0]) + "]"
+
+
+def _elements(flat: npt.NDArray[np.generic], b64: bool) -> Elements:
+    """(printf pieces, index of the piece per element, values consumed by the pieces)."""
+    dtype = flat.dtype
+    if dtype.kind == "f" and dtype.itemsize <= 8:
+        floats = flat.astype(np.float64 if dtype == np.float64 else np.float32)
+        codes = float_format_codes(floats).astype(np.intp)
+        return FORMATS, codes, floats[CONSUMES_VALUE[codes]].tolist()
+    zeros = np.zeros(flat.size, dtype=np.intp)
+    if dtype.kind in _INT_KINDS and dtype not in _UNWRITABLE:
+        return ("%d",), zeros, flat.tolist()
+    if dtype.kind == "b":
+        return ("false", "true"), flat.astype(np.intp), []
+    if dtype.kind in {"O", "S", "U"}:
+        return ("%s",), zeros, [_string_text(item, b64) for item in flat.tolist()]
+    raise invalid_argument(f"Failed to write JSON value for tensor type: {_type_name(dtype)}")
+
+
+def _string_text(item: object, b64: bool) -> str:
+    if isinstance(item, str):
+        item = item.encode("utf-8", "surrogateescape")
+    if not isinstance(item, (bytes, bytearray)):
+        raise invalid_argument("Failed to write JSON value for tensor type: string")
+    if b64:
+        return '{"b64": "' + base64.b64encode(item).decode("ascii") + '"}'
+    return json_string(bytes(item).decode("utf-8", "surrogateescape"))
+
+
+def _type_name(dtype: np.dtype[np.generic]) -> str:
+    return str(dtype.name)

@@ -1,0 +1,132 @@
+"""Shared fixtures: a real TF-Serving-compatible backend process, real sklearn models,
+and the gateway app driven over HTTP (httpx against the ASGI app)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from clients.embedded import EmbeddedTfServing
+from clients.types import ModelSource, VersionPolicy
+from gateway.app import create_app
+from gateway.settings import ModelConfig, Settings
+
+# TF Serving's own test SavedModels, in ../shared beside the repository (CI has them).
+REPO = Path(__file__).resolve().parents[1]
+TFSERVING_TESTDATA = REPO.parent / "shared" / "testdata" / "tfserving"
+
+
+def require_tfserving_testdata() -> Path:
+    """The shared testdata folder, or skip the test that needs it, saying why."""
+    if not TFSERVING_TESTDATA.is_dir():
+        pytest.skip(f"TF Serving's test models are not at {TFSERVING_TESTDATA}")
+    return TFSERVING_TESTDATA
+
+
+# name -> (folder under TFSERVING_TESTDATA, version policy, labels)
+TF_TEST_MODELS: dict[str, tuple[str, VersionPolicy, dict[str, int]]] = {
+    "half_plus_two": ("saved_model_half_plus_two_cpu", VersionPolicy(), {}),
+    "half_plus_two_tf2": ("saved_model_half_plus_two_tf2_cpu", VersionPolicy(), {}),
+    "two_versions": (
+        "saved_model_half_plus_two_2_versions",
+        VersionPolicy(kind="all"),
+        {"stable": 123, "canary": 124},
+    ),
+    "half_plus_three": ("saved_model_half_plus_three", VersionPolicy(), {}),
+    "bad_half_plus_two": ("bad_half_plus_two", VersionPolicy(), {}),
+}
+
+
+@pytest.fixture(scope="session")
+def compat_backend() -> Iterator[EmbeddedTfServing]:
+    """`python -m tfserving_compat` in its own process, serving TF Serving's test models."""
+    testdata = require_tfserving_testdata()
+    sources = [
+        ModelSource(name, str(testdata / folder), policy, labels)
+        for name, (folder, policy, labels) in TF_TEST_MODELS.items()
+    ]
+    server = EmbeddedTfServing(sources, poll_seconds=0)
+    server.start()
+    try:
+        if not asyncio.run(server.wait_until_listening(180)):
+            pytest.fail("the TF-Serving-compatible backend did not start within 180 s")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sklearn_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scikit-learn example models, trained for this test session."""
+    from examples.sklearn_models import build_diabetes_regressor, build_iris
+
+    models_dir = tmp_path_factory.mktemp("sklearn-models")
+    build_iris(models_dir)
+    build_diabetes_regressor(models_dir)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def example_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every example model, built by the project's own builder for this test session."""
+    from examples.build import build_all
+
+    models_dir = tmp_path_factory.mktemp("example-models")
+    build_all(models_dir)
+    return models_dir
+
+
+def sklearn_model_configs(models_dir: Path) -> list[ModelConfig]:
+    """Config entries for the scikit-learn example models in `models_dir`."""
+    return [
+        ModelConfig(name="iris", platform="sklearn", base_path=str(models_dir / "iris")),
+        ModelConfig(name="diabetes", platform="sklearn", base_path=str(models_dir / "diabetes")),
+    ]
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(compat_backend: EmbeddedTfServing, sklearn_models_dir: Path) -> Settings:
+    """The gateway in front of the separate backend process, plus in-process sklearn models."""
+    tf_models = [
+        ModelConfig(name=name, platform="tensorflow", base_path=str(TFSERVING_TESTDATA / folder))
+        for name, (folder, _, _) in TF_TEST_MODELS.items()
+    ]
+    return Settings(
+        tf_serving_target=compat_backend.target,
+        metadata_ttl_seconds=0,
+        models=tf_models + sklearn_model_configs(sklearn_models_dir),
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(gateway_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the gateway app (lifespan run, backends started)."""
+    async with gateway_client(gateway_settings) as http:
+        yield http
+
+
+def gateway_client(settings: Settings) -> _GatewayClient:
+    """`async with gateway_client(settings) as http:` runs the app's lifespan around `http`."""
+    return _GatewayClient(settings)
+
+
+class _GatewayClient:
+    def __init__(self, settings: Settings) -> None:
+        self._app = create_app(settings)
+        self._lifespan = self._app.router.lifespan_context(self._app)
+        self._http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self._app), base_url="http://gateway"
+        )
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        await self._lifespan.__aenter__()
+        return self._http
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+        await self._lifespan.__aexit__(None, None, None)

@@ -1,0 +1,142 @@
+"""End to end: `gateway serve` as a real uvicorn server on its embedded default.
+
+The gateway process starts the TF-Serving-compatible backend itself, as a child
+process; every curl command in the README's "Try it" section must work verbatim
+against it (only the port differs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from clients.embedded import free_port
+from tests.conftest import REPO
+
+EXAMPLE_MODELS = ("half_plus_two", "digits", "iris", "diabetes")
+
+
+@pytest.fixture(scope="module")
+def gateway_url(
+    example_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A running `python -m gateway serve` on the example models; its URL."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
+    for model in config["models"]:
+        model["base_path"] = str(example_models_dir / model["name"])
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = (workdir / "gateway.log").open("wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--config",
+            str(workdir / "config.yaml"),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, workdir / "gateway.log")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(60)
+        log.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gateway exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"gateway not ready within 240 s:\n{log.read_text()[-3000:]}")
+
+
+def readme_curl_commands() -> list[str]:
+    """Every `curl ...` line inside the README's shell code blocks."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:sh|bash|shell)\n(.*?)```", text, flags=re.DOTALL)
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith("curl ")
+    ]
+
+
+def test_readme_has_the_issue_examples() -> None:
+    commands = readme_curl_commands()
+    for needed in (
+        "half_plus_two:predict",
+        "iris:predict",
+        "predict_proba",
+        "localhost:8000/v1/models/iris",
+        "half_plus_two/metadata",
+    ):
+        assert any(needed in command for command in commands), needed
+
+
+@pytest.mark.parametrize("command", readme_curl_commands())
+def test_readme_curl_example_works_verbatim(gateway_url: str, command: str) -> None:
+    port = gateway_url.rsplit(":", 1)[1]
+    argv = shlex.split(command.replace("localhost:8000", f"localhost:{port}"))
+    result = subprocess.run(
+        [*argv, "-sS", "-w", "\n%{http_code}"], capture_output=True, timeout=60, check=False
+    )
+    body, _, status = result.stdout.rpartition(b"\n")
+    assert result.returncode == 0, result.stderr
+    assert status == b"200", body
+    assert "error" not in json.loads(body)
+
+
+def test_every_example_model_is_available(gateway_url: str) -> None:
+    for name in EXAMPLE_MODELS:
+        response = httpx.get(f"{gateway_url}/v1/models/{name}")
+        assert response.status_code == 200
+        states = [item["state"] for item in response.json()["model_version_status"]]
+        assert "AVAILABLE" in states, (name, response.text)
+
+
+def test_digits_classifier_predicts_a_digit(gateway_url: str) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rows = digits.data[:5].tolist()
+    response = httpx.post(
+        f"{gateway_url}/v1/models/digits:predict", json={"instances": rows}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 5
+    correct = sum(
+        p["classes"] == int(t) for p, t in zip(predictions, digits.target[:5], strict=True)
+    )
+    assert correct >= 4
