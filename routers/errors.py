@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
 from clients.types import Code, ServingError
+from gateway.codec import encode_error
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ JSON = "application/json"
 
 def json_error(status_code: int, message: str) -> Response:
     """A JSON error response with `message` as the only field."""
-    return Response(orjson.dumps({"error": message}), status_code=status_code, media_type=JSON)
+    return Response(encode_error(message), status_code=status_code, media_type=JSON)
 
 
 def serving_error_response(error: ServingError) -> Response:

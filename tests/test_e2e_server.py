@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -28,10 +29,10 @@ EXAMPLE_MODELS = ("half_plus_two", "digits", "iris", "diabetes")
 
 
 @pytest.fixture(scope="module")
-def gateway_url(
+def gateway_process(
     example_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A running `python -m gateway serve` on the example models; its URL."""
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A running `python -m gateway serve` on the example models: its URL and process."""
     workdir = tmp_path_factory.mktemp("e2e")
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     for model in config["models"]:
@@ -59,11 +60,18 @@ def gateway_url(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, workdir / "gateway.log")
-        yield url
+        yield url, process
     finally:
-        process.terminate()
-        process.wait(60)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(60)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def gateway_url(gateway_process: tuple[str, subprocess.Popen[bytes]]) -> str:
+    """The URL of the running gateway."""
+    return gateway_process[0]
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -140,3 +148,31 @@ def test_digits_classifier_predicts_a_digit(gateway_url: str) -> None:
         p["classes"] == int(t) for p, t in zip(predictions, digits.target[:5], strict=True)
     )
     assert correct >= 4
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_sigterm_stops_the_gateway_and_its_embedded_backend(
+    gateway_process: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """Runs last in this module: SIGTERM ends the gateway, which stops the backend it started."""
+    _, process = gateway_process
+    children = _children(process.pid)
+    assert children, "the embedded backend should run as a child of the gateway"
+    process.terminate()
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status shows it.
+    assert process.wait(60) in (0, -signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{child}").exists() for child in children):
+        assert time.monotonic() < deadline, "the embedded backend outlived the gateway"
+        time.sleep(0.2)

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 TESTDATA = REPO.parent / "shared" / "testdata" / "tfserving"
 STARTUP_TIMEOUT_S = 120.0
 
+
 def free_port() -> int:
     """A TCP port that is free right now on 127.0.0.1."""
     with socket.socket() as sock:
@@ -48,8 +49,16 @@ class Server:
 def start_server(args: list[str], log: Path, port: int | None = None) -> Server:
     """Starts `python -m tfserving_compat ARGS` with its output in `log`."""
     port = port or free_port()
-    command = [sys.executable, "-m", "tfserving_compat", "--port", str(port),
-               "--host", "127.0.0.1", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "tfserving_compat",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *args,
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     return Server(process, port, log)
@@ -61,8 +70,9 @@ def wait_ready(server: Server) -> None:
     with grpc.insecure_channel(server.address) as channel:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                pytest.fail(f"server exited with {server.process.returncode}:\n"
-                            f"{server.log_text()[-3000:]}")
+                pytest.fail(
+                    f"server exited with {server.process.returncode}:\n{server.log_text()[-3000:]}"
+                )
             try:
                 grpc.channel_ready_future(channel).result(timeout=1.0)
                 return
@@ -84,20 +94,27 @@ def stop_server(server: Server) -> None:
 
 def model_config_text() -> str:
     """The session's ModelServerConfig: every shared test model, one of them broken."""
-    def entry(name: str, folder: str, extra: str = "") -> str:
-        return (f'  config {{ name: "{name}" base_path: "{TESTDATA / folder}" '
-                f'model_platform: "tensorflow" {extra}}}\n')
 
-    labels = ('model_version_policy { all {} } '
-              'version_labels { key: "stable" value: 123 } '
-              'version_labels { key: "canary" value: 124 } ')
-    return ("model_config_list {\n"
-            + entry("half_plus_two", "saved_model_half_plus_two_cpu")
-            + entry("half_plus_two_tf2", "saved_model_half_plus_two_tf2_cpu")
-            + entry("two_versions", "saved_model_half_plus_two_2_versions", labels)
-            + entry("bad_half_plus_two", "bad_half_plus_two")
-            + entry("half_plus_three", "saved_model_half_plus_three")
-            + "}\n")
+    def entry(name: str, folder: str, extra: str = "") -> str:
+        return (
+            f'  config {{ name: "{name}" base_path: "{TESTDATA / folder}" '
+            f'model_platform: "tensorflow" {extra}}}\n'
+        )
+
+    labels = (
+        "model_version_policy { all {} } "
+        'version_labels { key: "stable" value: 123 } '
+        'version_labels { key: "canary" value: 124 } '
+    )
+    return (
+        "model_config_list {\n"
+        + entry("half_plus_two", "saved_model_half_plus_two_cpu")
+        + entry("half_plus_two_tf2", "saved_model_half_plus_two_tf2_cpu")
+        + entry("two_versions", "saved_model_half_plus_two_2_versions", labels)
+        + entry("bad_half_plus_two", "bad_half_plus_two")
+        + entry("half_plus_three", "saved_model_half_plus_three")
+        + "}\n"
+    )
 
 
 @dataclass
@@ -122,18 +139,30 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     three = TESTDATA / "saved_model_half_plus_three"
     bad_label_config.write_text(
         f'model_config_list {{ config {{ name: "m" base_path: "{three}" '
-        'model_platform: "tensorflow" version_labels { key: "gone" value: 999 } } }\n')
+        'model_platform: "tensorflow" version_labels { key: "gone" value: 999 } } }\n'
+    )
     single_base = work / "polled"
     single_base.mkdir()
-    shutil.copytree(TESTDATA / "saved_model_half_plus_two_2_versions" / "00000123",
-                    single_base / "00000123")
+    shutil.copytree(
+        TESTDATA / "saved_model_half_plus_two_2_versions" / "00000123", single_base / "00000123"
+    )
 
-    main = start_server(["--model_config_file", str(config),
-                         "--file_system_poll_wait_seconds", "0"], work / "main.log")
-    single = start_server(["--model_name", "polled", "--model_base_path", str(single_base),
-                           "--file_system_poll_wait_seconds", "1"], work / "single.log")
-    bad_label = start_server(["--model_config_file", str(bad_label_config)],
-                             work / "bad_label.log")
+    main = start_server(
+        ["--model_config_file", str(config), "--file_system_poll_wait_seconds", "0"],
+        work / "main.log",
+    )
+    single = start_server(
+        [
+            "--model_name",
+            "polled",
+            "--model_base_path",
+            str(single_base),
+            "--file_system_poll_wait_seconds",
+            "1",
+        ],
+        work / "single.log",
+    )
+    bad_label = start_server(["--model_config_file", str(bad_label_config)], work / "bad_label.log")
     started = [main, single, bad_label]
     try:
         wait_ready(main)

@@ -15,8 +15,9 @@ from tensorflow_serving.apis import (
 )
 
 
-def predict_request(model: str, x: Any, *, version: int | None = None,
-                    label: str | None = None, signature: str = "") -> Any:
+def predict_request(
+    model: str, x: Any, *, version: int | None = None, label: str | None = None, signature: str = ""
+) -> Any:
     """A PredictRequest feeding float32 `x` to input "x"."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
@@ -31,9 +32,14 @@ def predict_request(model: str, x: Any, *, version: int | None = None,
 
 def example(**features: float) -> tf.train.Example:
     """A tf.Example with float features."""
-    return tf.train.Example(features=tf.train.Features(feature={
-        key: tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-        for key, value in features.items()}))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                key: tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                for key, value in features.items()
+            }
+        )
+    )
 
 
 def classify_request(model: str, signature: str, *examples: tf.train.Example) -> Any:

@@ -44,8 +44,10 @@ def test_single_model_flags_and_polling(servers: Servers) -> None:
         shutil.rmtree(servers.single_base / "00000200")
 
         # a good new version: loaded, then the old one unloaded (policy: latest 1)
-        shutil.copytree(TESTDATA / "saved_model_half_plus_two_2_versions" / "00000124",
-                        servers.single_base / "00000124")
+        shutil.copytree(
+            TESTDATA / "saved_model_half_plus_two_2_versions" / "00000124",
+            servers.single_base / "00000124",
+        )
         deadline = time.monotonic() + 30
         while (123, "END") not in _status(channel, "polled") and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -57,14 +59,21 @@ def test_single_model_flags_and_polling(servers: Servers) -> None:
 def test_label_on_unavailable_version_refuses_to_start(servers: Servers) -> None:
     process = servers.bad_label.process
     assert process.wait(timeout=120) != 0
-    assert ("Failed to start server. Error: FAILED_PRECONDITION: Request to assign label to "
-            "version 999 of model m, which is not currently available for inference"
-            ) in servers.bad_label.log_text()
+    assert (
+        "Failed to start server. Error: FAILED_PRECONDITION: Request to assign label to "
+        "version 999 of model m, which is not currently available for inference"
+    ) in servers.bad_label.log_text()
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tfserving_compat", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tfserving_compat", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_unknown_flag_is_a_usage_error() -> None:
@@ -76,12 +85,15 @@ def test_unknown_flag_is_a_usage_error() -> None:
 def test_no_model_is_a_usage_error() -> None:
     result = _run_cli("--port=8501")
     assert result.returncode == 2
-    assert ("Both server_options.model_base_path and server_options.model_config_file are "
-            "empty!") in result.stderr
+    assert (
+        "Both server_options.model_base_path and server_options.model_config_file are empty!"
+    ) in result.stderr
 
 
 def test_relative_base_path_is_rejected() -> None:
     result = _run_cli("--model_base_path=relative/path")
     assert result.returncode == 1
-    assert ("Failed to start server. Error: INVALID_ARGUMENT: Expected model default to have an "
-            "absolute path or URI; got base_path()=relative/path") in result.stderr
+    assert (
+        "Failed to start server. Error: INVALID_ARGUMENT: Expected model default to have an "
+        "absolute path or URI; got base_path()=relative/path"
+    ) in result.stderr

@@ -20,14 +20,21 @@ def stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionService
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize(("x", "y"), [
-    ([[2.0]], [[3.0]]),                                      # one row
-    ([[1.0], [2.0], [3.0]], [[2.5], [3.0], [3.5]]),          # a batch
-    ([[1.0, 2.0], [3.0, 4.0]], [[2.5, 3.0], [3.5, 4.0]]),    # [2,2] fed to x:[-1,1] (H_test)
-    ([2.0, 3.0, 4.0], [3.0, 3.5, 4.0]),                      # rank 1, as TF Serving's REST test
-])
-def test_predict_values(stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str,
-                        x: list[object], y: list[object]) -> None:
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        ([[2.0]], [[3.0]]),  # one row
+        ([[1.0], [2.0], [3.0]], [[2.5], [3.0], [3.5]]),  # a batch
+        ([[1.0, 2.0], [3.0, 4.0]], [[2.5, 3.0], [3.5, 4.0]]),  # [2,2] fed to x:[-1,1] (H_test)
+        ([2.0, 3.0, 4.0], [3.0, 3.5, 4.0]),  # rank 1, as TF Serving's REST test
+    ],
+)
+def test_predict_values(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    model: str,
+    x: list[object],
+    y: list[object],
+) -> None:
     response = stub.Predict(predict_request(model, x), timeout=30)
     assert list(response.outputs) == ["y"]
     out = response.outputs["y"]
@@ -39,7 +46,8 @@ def test_predict_values(stub: prediction_service_pb2_grpc.PredictionServiceStub,
 
 
 def test_predict_named_signature_and_output_filter(
-        stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
     request = predict_request("half_plus_two", [[1.0]], signature="serving_default")
     request.output_filter.append("y")
     response = stub.Predict(request, timeout=30)
@@ -52,28 +60,41 @@ def test_predict_half_plus_three(stub: prediction_service_pb2_grpc.PredictionSer
 
 
 def test_unknown_signature(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
-    assert_error(stub.Predict, predict_request("half_plus_two", [1.0], signature="nope"),
-                 grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found.')
+    assert_error(
+        stub.Predict,
+        predict_request("half_plus_two", [1.0], signature="nope"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
+    )
 
 
 def test_too_many_inputs(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
     request = predict_request("half_plus_two", [[1.0]])
     request.inputs["z"].CopyFrom(tf.make_tensor_proto(np.float32(1)))
-    assert_error(stub.Predict, request, INVALID,
-                 "input size does not match signature: 2!=1 len({x,z}) != len({x}). "
-                 "Sent extra: {z}. Missing but required: {}.")
+    assert_error(
+        stub.Predict,
+        request,
+        INVALID,
+        "input size does not match signature: 2!=1 len({x,z}) != len({x}). "
+        "Sent extra: {z}. Missing but required: {}.",
+    )
 
 
 def test_no_inputs(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "half_plus_two"
-    assert_error(stub.Predict, request, INVALID,
-                 "input size does not match signature: 0!=1 len({}) != len({x}). "
-                 "Sent extra: {}. Missing but required: {x}.")
+    assert_error(
+        stub.Predict,
+        request,
+        INVALID,
+        "input size does not match signature: 0!=1 len({}) != len({x}). "
+        "Sent extra: {}. Missing but required: {x}.",
+    )
 
 
 def test_signature_default_fills_missing_input(
-        stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
     # the TF2 export's serving_default declares x's default value [0.0] (GetInputValues)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "half_plus_two_tf2"
@@ -85,25 +106,33 @@ def test_wrong_input_name(stub: prediction_service_pb2_grpc.PredictionServiceStu
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "half_plus_two"
     request.inputs["w"].CopyFrom(tf.make_tensor_proto(np.float32(1)))
-    assert_error(stub.Predict, request, INVALID,
-                 "Signature input alias: x(feed name: x:0) not found in request and no default "
-                 "value provided. Inputs expected to be in the request {w}, or default input "
-                 "alias set: ")
+    assert_error(
+        stub.Predict,
+        request,
+        INVALID,
+        "Signature input alias: x(feed name: x:0) not found in request and no default "
+        "value provided. Inputs expected to be in the request {w}, or default input "
+        "alias set: ",
+    )
 
 
 def test_output_filter_errors(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
     request = predict_request("half_plus_two", [[1.0]])
     request.output_filter.append("nope")
-    assert_error(stub.Predict, request, INVALID,
-                 "output tensor alias not found in signature: nope Outputs expected to be in "
-                 "the set {y}.")
+    assert_error(
+        stub.Predict,
+        request,
+        INVALID,
+        "output tensor alias not found in signature: nope Outputs expected to be in the set {y}.",
+    )
     request = predict_request("half_plus_two", [[1.0]])
     request.output_filter.extend(["y", "y"])
     assert_error(stub.Predict, request, INVALID, "duplicate output tensor alias: y")
 
 
 def test_tensorflow_error_keeps_its_code(
-        stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "half_plus_two"
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([[1]], dtype=np.int64)))
@@ -126,14 +155,17 @@ def test_unparsable_tensor(stub: prediction_service_pb2_grpc.PredictionServiceSt
 
 
 def test_missing_model_spec_and_name(
-        stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
     assert_error(stub.Predict, predict_pb2.PredictRequest(), INVALID, "Missing ModelSpec")
-    assert_error(stub.Predict, predict_request("", [1.0]), INVALID,
-                 "ModelSpec has no name specified.")
+    assert_error(
+        stub.Predict, predict_request("", [1.0]), INVALID, "ModelSpec has no name specified."
+    )
 
 
 def test_multi_inference_unimplemented(
-        stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
     from tensorflow_serving.apis import inference_pb2
 
     with pytest.raises(grpc.RpcError) as info:

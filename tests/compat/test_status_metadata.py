@@ -45,24 +45,33 @@ def status_request(name: str, version: int | None = None, label: str | None = No
 
 
 def rows(response: Any) -> list[tuple[int, str, int, str]]:
-    return [(s.version, State.Name(s.state), s.status.error_code, s.status.error_message)
-            for s in response.model_version_status]
+    return [
+        (s.version, State.Name(s.state), s.status.error_code, s.status.error_message)
+        for s in response.model_version_status
+    ]
 
 
 # ---- status ----------------------------------------------------------------------------
 
+
 def test_status_available(models: model_service_pb2_grpc.ModelServiceStub) -> None:
     assert rows(models.GetModelStatus(status_request("half_plus_two"))) == [
-        (123, "AVAILABLE", 0, "")]
+        (123, "AVAILABLE", 0, "")
+    ]
 
 
 def test_status_of_failed_model(models: model_service_pb2_grpc.ModelServiceStub) -> None:
     path = TESTDATA / "bad_half_plus_two" / "00000123"
     assert rows(models.GetModelStatus(status_request("bad_half_plus_two"))) == [
-        (123, "END", grpc.StatusCode.NOT_FOUND.value[0],
-         f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}. "
-         "Check that the directory exists and that you have the right permissions for "
-         "accessing it.")]
+        (
+            123,
+            "END",
+            grpc.StatusCode.NOT_FOUND.value[0],
+            f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}. "
+            "Check that the directory exists and that you have the right permissions for "
+            "accessing it.",
+        )
+    ]
 
 
 def test_status_versions_newest_first(models: model_service_pb2_grpc.ModelServiceStub) -> None:
@@ -71,27 +80,53 @@ def test_status_versions_newest_first(models: model_service_pb2_grpc.ModelServic
     # a label is ignored by GetModelStatus, even an unknown one
     assert rows(models.GetModelStatus(status_request("two_versions", label="nope"))) == expected
     assert rows(models.GetModelStatus(status_request("two_versions", version=123))) == [
-        (123, "AVAILABLE", 0, "")]
+        (123, "AVAILABLE", 0, "")
+    ]
 
 
 def test_status_errors(models: model_service_pb2_grpc.ModelServiceStub) -> None:
-    assert_error(models.GetModelStatus, status_request("nope"), NOT_FOUND,
-                 "Could not find any versions of model nope")
-    assert_error(models.GetModelStatus, status_request("two_versions", version=7), NOT_FOUND,
-                 "Could not find version 7 of model two_versions")
-    assert_error(models.GetModelStatus, get_model_status_pb2.GetModelStatusRequest(), INVALID,
-                 "Missing ModelSpec")
+    assert_error(
+        models.GetModelStatus,
+        status_request("nope"),
+        NOT_FOUND,
+        "Could not find any versions of model nope",
+    )
+    assert_error(
+        models.GetModelStatus,
+        status_request("two_versions", version=7),
+        NOT_FOUND,
+        "Could not find version 7 of model two_versions",
+    )
+    assert_error(
+        models.GetModelStatus,
+        get_model_status_pb2.GetModelStatusRequest(),
+        INVALID,
+        "Missing ModelSpec",
+    )
 
 
 # ---- versions and labels ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("version", "label", "served"), [
-    (None, None, 124), (123, None, 123), (124, None, 124), (None, "stable", 123),
-    (None, "canary", 124)])
-def test_version_resolution(stub: prediction_service_pb2_grpc.PredictionServiceStub,
-                            version: int | None, label: str | None, served: int) -> None:
-    response = stub.Predict(predict_request("two_versions", [[2.0]], version=version,
-                                            label=label), timeout=30)
+
+@pytest.mark.parametrize(
+    ("version", "label", "served"),
+    [
+        (None, None, 124),
+        (123, None, 123),
+        (124, None, 124),
+        (None, "stable", 123),
+        (None, "canary", 124),
+    ],
+)
+def test_version_resolution(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    version: int | None,
+    label: str | None,
+    served: int,
+) -> None:
+    response = stub.Predict(
+        predict_request("two_versions", [[2.0]], version=version, label=label), timeout=30
+    )
     assert response.model_spec.version.value == served
     assert tf.make_ndarray(response.outputs["y"]).tolist() == [[3.0]]
 
@@ -104,24 +139,50 @@ def test_version_and_label_are_a_oneof() -> None:
 
 
 def test_resolution_errors(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
-    assert_error(stub.Predict, predict_request("nope", [1.0]), NOT_FOUND,
-                 "Servable not found for request: Latest(nope)")
-    assert_error(stub.Predict, predict_request("two_versions", [1.0], version=7), NOT_FOUND,
-                 "Servable not found for request: Specific(two_versions, 7)")
-    assert_error(stub.Predict, predict_request("nope", [1.0], version=7), NOT_FOUND,
-                 "Servable not found for request: Specific(nope, 7)")
-    assert_error(stub.Predict, predict_request("two_versions", [1.0], label="nope"), INVALID,
-                 "Unrecognized servable version label: nope")
-    assert_error(stub.Predict, predict_request("half_plus_two", [1.0], label="stable"), INVALID,
-                 "Unrecognized servable version label: stable")
-    assert_error(stub.Predict, predict_request("bad_half_plus_two", [1.0]), NOT_FOUND,
-                 "Servable not found for request: Latest(bad_half_plus_two)")
+    assert_error(
+        stub.Predict,
+        predict_request("nope", [1.0]),
+        NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    )
+    assert_error(
+        stub.Predict,
+        predict_request("two_versions", [1.0], version=7),
+        NOT_FOUND,
+        "Servable not found for request: Specific(two_versions, 7)",
+    )
+    assert_error(
+        stub.Predict,
+        predict_request("nope", [1.0], version=7),
+        NOT_FOUND,
+        "Servable not found for request: Specific(nope, 7)",
+    )
+    assert_error(
+        stub.Predict,
+        predict_request("two_versions", [1.0], label="nope"),
+        INVALID,
+        "Unrecognized servable version label: nope",
+    )
+    assert_error(
+        stub.Predict,
+        predict_request("half_plus_two", [1.0], label="stable"),
+        INVALID,
+        "Unrecognized servable version label: stable",
+    )
+    assert_error(
+        stub.Predict,
+        predict_request("bad_half_plus_two", [1.0]),
+        NOT_FOUND,
+        "Servable not found for request: Latest(bad_half_plus_two)",
+    )
 
 
 # ---- metadata --------------------------------------------------------------------------
 
-def metadata_request(name: str, *fields: str, version: int | None = None,
-                     label: str | None = None) -> Any:
+
+def metadata_request(
+    name: str, *fields: str, version: int | None = None, label: str | None = None
+) -> Any:
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = name
     if version is not None:
@@ -135,8 +196,9 @@ def metadata_request(name: str, *fields: str, version: int | None = None,
 def signature_map_json(response: Any) -> dict[str, Any]:
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     assert response.metadata["signature_def"].Unpack(signature_map)
-    return json_format.MessageToDict(signature_map, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    return json_format.MessageToDict(
+        signature_map, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def expected_map(file_name: str) -> dict[str, Any]:
@@ -144,22 +206,28 @@ def expected_map(file_name: str) -> dict[str, Any]:
     return data["metadata"]["signature_def"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(("model", "file_name"), [
-    ("half_plus_two", "half_plus_two_model_metadata.json"),
-    ("two_versions", "saved_model_half_plus_two_2_versions_metadata.json"),
-])
-def test_metadata_matches_tf_serving(stub: prediction_service_pb2_grpc.PredictionServiceStub,
-                                     model: str, file_name: str) -> None:
-    response = stub.GetModelMetadata(metadata_request(model, "signature_def", version=123),
-                                     timeout=30)
+@pytest.mark.parametrize(
+    ("model", "file_name"),
+    [
+        ("half_plus_two", "half_plus_two_model_metadata.json"),
+        ("two_versions", "saved_model_half_plus_two_2_versions_metadata.json"),
+    ],
+)
+def test_metadata_matches_tf_serving(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str, file_name: str
+) -> None:
+    response = stub.GetModelMetadata(
+        metadata_request(model, "signature_def", version=123), timeout=30
+    )
     assert response.model_spec.name == model
     assert response.model_spec.version.value == 123
     assert signature_map_json(response) == expected_map(file_name)
 
 
 def test_metadata_tf2(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
-    response = stub.GetModelMetadata(metadata_request("half_plus_two_tf2", "signature_def"),
-                                     timeout=30)
+    response = stub.GetModelMetadata(
+        metadata_request("half_plus_two_tf2", "signature_def"), timeout=30
+    )
     actual = signature_map_json(response)
     expected = expected_map("saved_model_half_plus_two_tf2_2_versions_metadata.json")
     signatures = actual["signature_def"]
@@ -176,24 +244,48 @@ def test_metadata_tf2(stub: prediction_service_pb2_grpc.PredictionServiceStub) -
 def test_metadata_latest_and_label(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
     latest = stub.GetModelMetadata(metadata_request("two_versions", "signature_def"), timeout=30)
     assert latest.model_spec.version.value == 124
-    stable = stub.GetModelMetadata(metadata_request("two_versions", "signature_def",
-                                                    label="stable"), timeout=30)
+    stable = stub.GetModelMetadata(
+        metadata_request("two_versions", "signature_def", label="stable"), timeout=30
+    )
     assert stable.model_spec.version.value == 123
     assert stable.model_spec.signature_name == ""
 
 
 def test_metadata_errors(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
-    assert_error(stub.GetModelMetadata, metadata_request("half_plus_two"), INVALID,
-                 "GetModelMetadataRequest must specify at least one metadata_field")
-    assert_error(stub.GetModelMetadata, metadata_request("half_plus_two", "signature_def", "x"),
-                 INVALID, "Metadata field x is not supported")
+    assert_error(
+        stub.GetModelMetadata,
+        metadata_request("half_plus_two"),
+        INVALID,
+        "GetModelMetadataRequest must specify at least one metadata_field",
+    )
+    assert_error(
+        stub.GetModelMetadata,
+        metadata_request("half_plus_two", "signature_def", "x"),
+        INVALID,
+        "Metadata field x is not supported",
+    )
     # fields are checked before the model is looked up
-    assert_error(stub.GetModelMetadata, metadata_request("nope", "x"), INVALID,
-                 "Metadata field x is not supported")
-    assert_error(stub.GetModelMetadata, metadata_request("nope", "signature_def"), NOT_FOUND,
-                 "Servable not found for request: Latest(nope)")
-    assert_error(stub.GetModelMetadata,
-                 metadata_request("two_versions", "signature_def", label="nope"), INVALID,
-                 "Unrecognized servable version label: nope")
-    assert_error(stub.GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest(),
-                 INVALID, "Missing ModelSpec")
+    assert_error(
+        stub.GetModelMetadata,
+        metadata_request("nope", "x"),
+        INVALID,
+        "Metadata field x is not supported",
+    )
+    assert_error(
+        stub.GetModelMetadata,
+        metadata_request("nope", "signature_def"),
+        NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    )
+    assert_error(
+        stub.GetModelMetadata,
+        metadata_request("two_versions", "signature_def", label="nope"),
+        INVALID,
+        "Unrecognized servable version label: nope",
+    )
+    assert_error(
+        stub.GetModelMetadata,
+        get_model_metadata_pb2.GetModelMetadataRequest(),
+        INVALID,
+        "Missing ModelSpec",
+    )
