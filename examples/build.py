@@ -1,6 +1,6 @@
 """Build every example model from data that ships inside installed packages.
 
-    python -m examples.build --out examples/models
+python -m examples.build --out examples/models
 """
 
 from __future__ import annotations

@@ -46,8 +46,11 @@ def _fail(error: ServingError | str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the server until SIGTERM/SIGINT; returns the process exit code."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     options = parse_flags(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     try:
@@ -67,11 +70,14 @@ def _run(options: ServerOptions, configs: list[ModelConfig]) -> int:
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     loader = functools.partial(
-        load_version, tags=options.saved_model_tags,
+        load_version,
+        tags=options.saved_model_tags,
         intra_op_threads=options.tensorflow_intra_op_parallelism,
-        inter_op_threads=options.tensorflow_inter_op_parallelism)
-    manager = ModelManager(configs, loader, options.max_num_load_retries,
-                           options.load_retry_interval_micros / 1e6)
+        inter_op_threads=options.tensorflow_inter_op_parallelism,
+    )
+    manager = ModelManager(
+        configs, loader, options.max_num_load_retries, options.load_retry_interval_micros / 1e6
+    )
     for config in configs:
         _LOG.info("Adding model %s from %s", config.name, config.base_path)
     manager.load_initial(max_threads=4 * (os.cpu_count() or 1))
@@ -84,11 +90,15 @@ def _run(options: ServerOptions, configs: list[ModelConfig]) -> int:
     executor = ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc")
     server = grpc.server(
         executor,
-        options=[("grpc.max_send_message_length", INT32_MAX),
-                 ("grpc.max_receive_message_length", INT32_MAX),
-                 ("grpc.so_reuseport", 0)])
+        options=[
+            ("grpc.max_send_message_length", INT32_MAX),
+            ("grpc.max_receive_message_length", INT32_MAX),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(manager, options.enable_signature_method_name_check), server)
+        PredictionServicer(manager, options.enable_signature_method_name_check), server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     address = _bind_address(options.host, options.port)
     try:

@@ -75,18 +75,46 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model_name", default="default", help="model name (ignored with --model_config_file)")
     add("--model_base_path", default="", help="model base path (ignored with --model_config_file)")
     add("--model_config_file", default="", help="text-proto ModelServerConfig file")
-    add("--file_system_poll_wait_seconds", type=int, default=1,
-        help="seconds between polls of the base paths for versions; 0 = load once")
-    add("--grpc_max_threads", type=int, default=4 * (os.cpu_count() or 1),
-        help="max gRPC worker threads (default 4 * CPUs)")
-    add("--allow_version_labels_for_unavailable_models", type=_parse_bool, nargs="?",
-        const=True, default=False, help="allow labels on versions that are not available")
-    add("--enable_signature_method_name_check", type=_parse_bool, nargs="?", const=True,
-        default=False, help="check SignatureDef method_name for predict/classify/regress")
-    add("--max_num_load_retries", type=int, default=0,
-        help="retries after a failed load (TF Serving: 5; here 0, see README of the package)")
-    add("--load_retry_interval_micros", type=int, default=60_000_000,
-        help="interval between load retries, in microseconds")
+    add(
+        "--file_system_poll_wait_seconds",
+        type=int,
+        default=1,
+        help="seconds between polls of the base paths for versions; 0 = load once",
+    )
+    add(
+        "--grpc_max_threads",
+        type=int,
+        default=4 * (os.cpu_count() or 1),
+        help="max gRPC worker threads (default 4 * CPUs)",
+    )
+    add(
+        "--allow_version_labels_for_unavailable_models",
+        type=_parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="allow labels on versions that are not available",
+    )
+    add(
+        "--enable_signature_method_name_check",
+        type=_parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="check SignatureDef method_name for predict/classify/regress",
+    )
+    add(
+        "--max_num_load_retries",
+        type=int,
+        default=0,
+        help="retries after a failed load (TF Serving: 5; here 0, see README of the package)",
+    )
+    add(
+        "--load_retry_interval_micros",
+        type=int,
+        default=60_000_000,
+        help="interval between load retries, in microseconds",
+    )
     add("--saved_model_tags", default="serve", help="comma-separated MetaGraphDef tags")
     add("--tensorflow_intra_op_parallelism", type=int, default=0, help="0 = auto")
     add("--tensorflow_inter_op_parallelism", type=int, default=0, help="0 = auto")
@@ -103,12 +131,16 @@ def parse_flags(argv: Sequence[str] | None = None) -> ServerOptions:
         parser.error("--grpc_max_threads must be at least 1")
     if not ns.model_base_path and not ns.model_config_file:
         # server.cc BuildAndStart
-        parser.error("Both server_options.model_base_path and "
-                     "server_options.model_config_file are empty!")
+        parser.error(
+            "Both server_options.model_base_path and server_options.model_config_file are empty!"
+        )
     tags = tuple(t for t in ns.saved_model_tags.split(",") if t)
     return ServerOptions(
-        port=ns.port, host=ns.host, model_name=ns.model_name,
-        model_base_path=ns.model_base_path, model_config_file=ns.model_config_file,
+        port=ns.port,
+        host=ns.host,
+        model_name=ns.model_name,
+        model_base_path=ns.model_base_path,
+        model_config_file=ns.model_config_file,
         file_system_poll_wait_seconds=ns.file_system_poll_wait_seconds,
         grpc_max_threads=ns.grpc_max_threads,
         allow_version_labels_for_unavailable_models=ns.allow_version_labels_for_unavailable_models,
@@ -171,7 +203,9 @@ def _from_proto(entry: object) -> tuple[ModelConfig, str]:
     config = ModelConfig(
         name=entry.name,  # type: ignore[attr-defined]
         base_path=entry.base_path,  # type: ignore[attr-defined]
-        policy=policy, num_latest=num_latest, specific_versions=specific,
+        policy=policy,
+        num_latest=num_latest,
+        specific_versions=specific,
         labels=dict(entry.version_labels),  # type: ignore[attr-defined]
     )
     return config, _platform(entry)
@@ -185,15 +219,16 @@ def _platform(entry: object) -> str:
         if platform:
             raise invalid_argument(
                 "Illegal setting both ModelServerConfig::model_type (deprecated) "
-                "and ModelServerConfig::model_platform.")
+                "and ModelServerConfig::model_platform."
+            )
         if model_type == 1:  # ModelType.TENSORFLOW
             return TENSORFLOW_PLATFORM
-        raise invalid_argument(
-            f"ModelServerConfig::model_type choice {model_type} not supported.")
+        raise invalid_argument(f"ModelServerConfig::model_type choice {model_type} not supported.")
     if not platform:
         raise invalid_argument(
             "Illegal setting neither ModelServerConfig::model_type (deprecated) "
-            "nor ModelServerConfig::model_platform.")
+            "nor ModelServerConfig::model_platform."
+        )
     return platform
 
 
@@ -203,14 +238,15 @@ def _validate(pairs: Sequence[tuple[ModelConfig, str]]) -> None:
     for config, _ in pairs:
         if config.name in seen:
             raise invalid_argument(
-                f"Illegal to list model {config.name} multiple times in config list")
+                f"Illegal to list model {config.name} multiple times in config list"
+            )
         seen.add(config.name)
     for config, _ in pairs:
         if not os.path.isabs(config.base_path) and "://" not in config.base_path:
             raise invalid_argument(
                 f"Expected model {config.name} to have an absolute path or URI; "
-                f"got base_path()={config.base_path}")
+                f"got base_path()={config.base_path}"
+            )
     for config, platform in pairs:
         if platform != TENSORFLOW_PLATFORM:
-            raise invalid_argument(
-                f"Model {config.name} requests unsupported platform {platform}")
+            raise invalid_argument(f"Model {config.name} requests unsupported platform {platform}")

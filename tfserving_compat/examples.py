@@ -53,7 +53,8 @@ def _find_signature(loaded: LoadedVersion, signature_name: str) -> Any:
 def _method_check(signature: Any, method: str, kind: str) -> None:
     if signature.method_name != method:
         raise invalid_argument(
-            f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
+            f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
+        )
 
 
 def _classification_io(signature: Any, check: bool) -> tuple[str, list[str]]:
@@ -64,14 +65,17 @@ def _classification_io(signature: Any, check: bool) -> tuple[str, list[str]]:
         raise invalid_argument("Expected one input Tensor.")
     if len(signature.outputs) not in (1, 2):
         raise invalid_argument(
-            f"Expected one or two output Tensors, found {len(signature.outputs)}")
+            f"Expected one or two output Tensors, found {len(signature.outputs)}"
+        )
     if "inputs" not in signature.inputs:
         raise invalid_argument(
-            f"No classification inputs found in SignatureDef: {text_proto(signature)}")
+            f"No classification inputs found in SignatureDef: {text_proto(signature)}"
+        )
     if "classes" not in signature.outputs and "scores" not in signature.outputs:
         raise invalid_argument(
             'Expected classification signature outputs to contain at least one of "classes" '
-            f'or "scores". Signature was: {text_proto(signature)}')
+            f'or "scores". Signature was: {text_proto(signature)}'
+        )
     outputs = [signature.outputs[k].name for k in ("classes", "scores") if k in signature.outputs]
     return signature.inputs["inputs"].name, outputs
 
@@ -86,10 +90,12 @@ def _regression_io(signature: Any, check: bool) -> tuple[str, list[str]]:
         raise invalid_argument("Expected one output Tensor.")
     if "inputs" not in signature.inputs:
         raise invalid_argument(
-            f"No regression inputs found in SignatureDef: {text_proto(signature)}")
+            f"No regression inputs found in SignatureDef: {text_proto(signature)}"
+        )
     if "outputs" not in signature.outputs:
         raise invalid_argument(
-            f"No regression outputs found in SignatureDef: {text_proto(signature)}")
+            f"No regression outputs found in SignatureDef: {text_proto(signature)}"
+        )
     return signature.inputs["inputs"].name, [signature.outputs["outputs"].name]
 
 
@@ -97,13 +103,14 @@ def _check_matrix(tensor: np.ndarray, what: str, dtype: str, batch: int) -> None
     """classifier.cc PostProcessClassificationResult checks for classes/scores."""
     if tensor.ndim != 2:
         raise invalid_argument(
-            "Expected Tensor shape: [batch_size num_classes] but got "
-            + shape_debug_string(tensor))
+            "Expected Tensor shape: [batch_size num_classes] but got " + shape_debug_string(tensor)
+        )
     if dtype_name(tensor) != dtype:
         raise invalid_argument(f"Expected {what} Tensor of {dtype}. Got: {dtype_name(tensor)}")
     if tensor.shape[0] != batch:
         raise invalid_argument(
-            f"Expected {what} output batch size of {batch}. Got: {tensor.shape[0]}")
+            f"Expected {what} output batch size of {batch}. Got: {tensor.shape[0]}"
+        )
 
 
 def run_classify(request: Any, loaded: LoadedVersion, version: int, check: bool) -> Any:
@@ -126,7 +133,8 @@ def run_classify(request: Any, loaded: LoadedVersion, version: int, check: bool)
     if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
         raise invalid_argument(
             "Tensors class and score should match in dim_size(1). Got "
-            f"{classes.shape[1]} vs. {scores.shape[1]}")
+            f"{classes.shape[1]} vs. {scores.shape[1]}"
+        )
     matrix = classes if classes is not None else scores
     num_classes = matrix.shape[1] if matrix is not None else 0
     for i in range(batch):
@@ -135,8 +143,9 @@ def run_classify(request: Any, loaded: LoadedVersion, version: int, check: bool)
             entry = classifications.classes.add()
             if classes is not None:
                 label = classes[i, c]
-                entry.label = label.decode("utf-8", "replace") if isinstance(label, bytes) \
-                    else str(label)
+                entry.label = (
+                    label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
+                )
             if scores is not None:
                 entry.score = float(scores[i, c])
     return response
@@ -164,10 +173,12 @@ def run_regress(request: Any, loaded: LoadedVersion, version: int, check: bool) 
     if not (output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1)):
         raise invalid_argument(
             "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
-            + shape_debug_string(output))
+            + shape_debug_string(output)
+        )
     if output.shape[0] != batch:
         raise invalid_argument(
-            f"Input batch size did not match output batch size: {batch} vs. {output.shape[0]}")
+            f"Input batch size did not match output batch size: {batch} vs. {output.shape[0]}"
+        )
     if dtype_name(output) != "DT_FLOAT":
         raise invalid_argument(f"Expected output Tensor of DT_FLOAT.  Got: {dtype_name(output)}")
     if output.size != batch:
@@ -182,4 +193,3 @@ def _fill_model_spec(target: Any, source: Any, version: int) -> None:
     target.name = source.name
     target.signature_name = source.signature_name or DEFAULT_SIGNATURE
     target.version.value = version
-

@@ -93,13 +93,15 @@ def load_version(
     path: str, tags: Sequence[str], intra_op_threads: int = 0, inter_op_threads: int = 0
 ) -> LoadedVersion:
     """Loads the SavedModel in `path` (a version directory); raises ServingError on failure."""
-    if not any(os.path.exists(os.path.join(path, name))
-               for name in ("saved_model.pb", "saved_model.pbtxt")):
+    if not any(
+        os.path.exists(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
+    ):
         # tensorflow/cc/saved_model/reader.cc ReadSavedModel
         raise not_found(
             "Could not find SavedModel .pb or .pbtxt at supplied export directory path: "
             f"{path}. Check that the directory exists and that you have the right "
-            "permissions for accessing it.")
+            "permissions for accessing it."
+        )
     graph = tf.Graph()
     config = config_pb2.ConfigProto(
         intra_op_parallelism_threads=intra_op_threads,
@@ -127,7 +129,8 @@ def _load_error(exc: BaseException, tags: Sequence[str]) -> ServingError:
         return not_found(
             f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. "
             "To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
-            "`saved_model_cli`")
+            "`saved_model_cli`"
+        )
     if isinstance(exc, OSError):
         return not_found(str(exc))
     _LOG.exception("unexpected error while loading a SavedModel")

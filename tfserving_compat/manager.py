@@ -86,8 +86,13 @@ def aspired_versions(config: ModelConfig, found: dict[int, str]) -> set[int]:
 class ModelManager:
     """Thread-safe registry of models and versions; loads, unloads and resolves them."""
 
-    def __init__(self, configs: Sequence[ModelConfig], loader: Loader,
-                 max_num_load_retries: int = 0, load_retry_interval_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        configs: Sequence[ModelConfig],
+        loader: Loader,
+        max_num_load_retries: int = 0,
+        load_retry_interval_s: float = 60.0,
+    ) -> None:
         self._configs = {config.name: config for config in configs}
         self._versions: dict[str, dict[int, VersionEntry]] = {c.name: {} for c in configs}
         self._loader = loader
@@ -103,8 +108,10 @@ class ModelManager:
         """Loads every model's aspired versions in parallel and waits for all of them."""
         if not self._configs:
             return
-        with ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(self._configs))),
-                                thread_name_prefix="initial-load") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(max_threads, len(self._configs))),
+            thread_name_prefix="initial-load",
+        ) as pool:
             for future in [pool.submit(self.sync_model, name) for name in self._configs]:
                 future.result()
 
@@ -144,12 +151,14 @@ class ModelManager:
             entry = self._versions[name][version]
             if loaded is not None:
                 entry.state, entry.loaded, entry.error = AVAILABLE, loaded, None
-                _LOG.info("Successfully loaded servable version {name: %s version: %d}",
-                          name, version)
+                _LOG.info(
+                    "Successfully loaded servable version {name: %s version: %d}", name, version
+                )
             else:
                 entry.state = END
                 entry.error = error or ServingError(
-                    grpc.StatusCode.CANCELLED, "Load cancelled before we could try to load.")
+                    grpc.StatusCode.CANCELLED, "Load cancelled before we could try to load."
+                )
 
     def _unload_stale(self, name: str, aspired: set[int]) -> None:
         with self._lock:
@@ -177,6 +186,7 @@ class ModelManager:
 
     def start_polling(self, interval_s: float) -> None:
         """Polls every model's base path every interval_s seconds, in a daemon thread."""
+
         def loop() -> None:
             while not self._stop.wait(interval_s):
                 for name in self._configs:
@@ -214,7 +224,8 @@ class ModelManager:
                     if entry is None or entry.state != AVAILABLE:
                         raise failed_precondition(
                             f"Request to assign label to version {version} of model {name}, "
-                            "which is not currently available for inference")
+                            "which is not currently available for inference"
+                        )
 
     def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
         """server_core.cc ServableRequestFromModelSpec: a label becomes a specific version."""
@@ -260,5 +271,7 @@ class ModelManager:
                 return [VersionStatus(version, entry.state, entry.error)]
             if not versions:
                 raise not_found(f"Could not find any versions of model {name}")
-            return [VersionStatus(v, versions[v].state, versions[v].error)
-                    for v in sorted(versions, reverse=True)]
+            return [
+                VersionStatus(v, versions[v].state, versions[v].error)
+                for v in sorted(versions, reverse=True)
+            ]

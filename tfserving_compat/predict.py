@@ -29,8 +29,7 @@ def _joined(keys: Any) -> str:
     return ",".join(sorted(keys))
 
 
-def run_predict(request: Any, loaded: LoadedVersion, version: int,
-                check_method_name: bool) -> Any:
+def run_predict(request: Any, loaded: LoadedVersion, version: int, check_method_name: bool) -> Any:
     """predict_util.cc RunPredict: validate, run the signature, fill the response."""
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature = loaded.signature_defs.get(signature_name)
@@ -42,11 +41,15 @@ def run_predict(request: Any, loaded: LoadedVersion, version: int,
     response.model_spec.version.value = version
 
     if check_method_name and signature.method_name not in (
-            PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+        PREDICT_METHOD,
+        CLASSIFY_METHOD,
+        REGRESS_METHOD,
+    ):
         raise internal(
             "Expected prediction signature method_name to be one of {"
             f"{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
-            f"Was: {signature.method_name}")
+            f"Was: {signature.method_name}"
+        )
     _verify_inputs_size(signature, request)
     feeds = _input_values(signature, request)
     names, aliases = _outputs(signature, request)
@@ -65,7 +68,8 @@ def _verify_inputs_size(signature: Any, request: Any) -> None:
             f"input size does not match signature: {len(sent)}!={len(expected)} "
             f"len({{{_joined(sent)}}}) != len({{{_joined(expected)}}}). "
             f"Sent extra: {{{_joined(sent - expected)}}}. "
-            f"Missing but required: {{{_joined(expected - sent)}}}.")
+            f"Missing but required: {{{_joined(expected - sent)}}}."
+        )
 
 
 def _input_values(signature: Any, request: Any) -> list[tuple[str, Any]]:
@@ -84,7 +88,8 @@ def _input_values(signature: Any, request: Any) -> list[tuple[str, Any]]:
                 f"Signature input alias: {alias}(feed name: {feed_name}) not found in request "
                 "and no default value provided. Inputs expected to be in the request "
                 f"{{{_joined(request.inputs)}}}, or default input alias set: "
-                f"{_joined(signature.defaults)}")
+                f"{_joined(signature.defaults)}"
+            )
         try:
             value = to_ndarray(proto)
         except Exception as exc:
@@ -93,7 +98,8 @@ def _input_values(signature: Any, request: Any) -> list[tuple[str, Any]]:
     if request.inputs and len(seen) != len(request.inputs):
         raise invalid_argument(
             f"Inputs contains invalid name. Used request inputs: {_joined(seen)}, "
-            f"request input: {_joined(request.inputs)}")
+            f"request input: {_joined(request.inputs)}"
+        )
     return feeds
 
 
@@ -105,7 +111,8 @@ def _outputs(signature: Any, request: Any) -> tuple[list[str], list[str]]:
         if alias not in signature.outputs:
             raise invalid_argument(
                 f"output tensor alias not found in signature: {alias} Outputs expected to be "
-                f"in the set {{{_joined(signature.outputs)}}}.")
+                f"in the set {{{_joined(signature.outputs)}}}."
+            )
         if alias in aliases:
             raise invalid_argument(f"duplicate output tensor alias: {alias}")
         names.append(signature.outputs[alias].name)
@@ -136,4 +143,3 @@ def model_metadata(name: str, version: int, loaded: LoadedVersion) -> Any:
         signature_map.signature_def[key].CopyFrom(signature)
     response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
     return response
-

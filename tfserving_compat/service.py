@@ -67,6 +67,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Runs a signature on tensors."""
+
         def work() -> Any:
             spec = _model_spec(request)
             with self._manager.servable(spec.name, self._version(spec)) as (version, loaded):
@@ -76,6 +77,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Runs a classification signature on tf.Examples."""
+
         def work() -> Any:
             spec = _model_spec(request)
             with self._manager.servable(spec.name, self._version(spec)) as (version, loaded):
@@ -85,6 +87,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Runs a regression signature on tf.Examples."""
+
         def work() -> Any:
             spec = _model_spec(request)
             with self._manager.servable(spec.name, self._version(spec)) as (version, loaded):
@@ -94,6 +97,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Returns the SignatureDefMap of the resolved version."""
+
         def work() -> Any:
             spec = _model_spec(request)
             validate_metadata_request(request)
@@ -104,8 +108,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Not implemented by this server."""
-        _abort(context, ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                                     "MultiInference is not implemented by tfserving_compat"))
+        _abort(
+            context,
+            ServingError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "MultiInference is not implemented by tfserving_compat",
+            ),
+        )
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]
@@ -116,6 +125,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignor
 
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Status of one version or of every tracked version (labels are ignored)."""
+
         def work() -> Any:
             spec = _model_spec(request)
             version = int(spec.version.value) if spec.HasField("version") else None
@@ -133,6 +143,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignor
 
     def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         """Not implemented by this server."""
-        _abort(context, ServingError(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "HandleReloadConfigRequest is not implemented by tfserving_compat"))
+        _abort(
+            context,
+            ServingError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "HandleReloadConfigRequest is not implemented by tfserving_compat",
+            ),
+        )
