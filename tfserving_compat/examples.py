@@ -116,10 +116,10 @@ def _check_matrix(tensor: np.ndarray, what: str, dtype: str, batch: int) -> None
 def run_classify(request: Any, loaded: LoadedVersion, version: int, check: bool) -> Any:
     """classifier.cc RunClassify."""
     signature = _find_signature(loaded, request.model_spec.signature_name)
-    _classification_io(signature, check)  # GetClassificationSignatureDef validates first
+    # GetClassificationSignatureDef: the signature is validated before anything else.
+    input_name, output_names = _classification_io(signature, check)
     response = classification_pb2.ClassificationResponse()
     _fill_model_spec(response.model_spec, request.model_spec, version)
-    input_name, output_names = _classification_io(signature, check)
     examples = serialized_examples(request.input)
     outputs = loaded.run([(input_name, examples)], output_names)
     by_name = dict(zip(output_names, outputs, strict=True))
@@ -162,10 +162,10 @@ def _output(by_name: dict[str, Any], signature: Any, alias: str) -> np.ndarray |
 def run_regress(request: Any, loaded: LoadedVersion, version: int, check: bool) -> Any:
     """regressor.cc RunRegress."""
     signature = _find_signature(loaded, request.model_spec.signature_name)
-    _regression_io(signature, check)  # GetRegressionSignatureDef validates first
+    # GetRegressionSignatureDef: the signature is validated before anything else.
+    input_name, output_names = _regression_io(signature, check)
     response = regression_pb2.RegressionResponse()
     _fill_model_spec(response.model_spec, request.model_spec, version)
-    input_name, output_names = _regression_io(signature, check)
     examples = serialized_examples(request.input)
     (output,) = loaded.run([(input_name, examples)], output_names)
     output = np.asarray(output)

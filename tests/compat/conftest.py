@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 TESTDATA = REPO.parent / "shared" / "testdata" / "tfserving"
@@ -171,6 +172,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     finally:
         for server in started:
             stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
+    """A PredictionService stub on the main server."""
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,6 @@ MODELS = ["half_plus_two", "half_plus_two_tf2"]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_classify(stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str) -> None:
     # TF2's classify_x_to_y has method_name tensorflow/serving/predict: TF Serving accepts it

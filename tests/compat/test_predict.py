@@ -14,11 +14,6 @@ MODELS = ["half_plus_two", "half_plus_two_tf2"]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize(
     ("x", "y"),

@@ -25,11 +25,6 @@ State = get_model_status_pb2.ModelVersionStatus.State
 
 
 @pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
 def models(channel: grpc.Channel) -> model_service_pb2_grpc.ModelServiceStub:
     return model_service_pb2_grpc.ModelServiceStub(channel)
 
