@@ -223,3 +223,5 @@ class ModelSource:
     base_path: str
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
     version_labels: Mapping[str, int] = field(default_factory=dict)
+    allow_pickle: bool = False  # sklearn: may joblib/pickle artifacts load?
+    sha256: Mapping[int, str] = field(default_factory=dict)  # sklearn: version -> pinned digest

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +52,15 @@ class ModelConfig(BaseModel):
     )
     version_policy: VersionPolicyConfig = Field(default_factory=VersionPolicyConfig)
     version_labels: dict[str, int] = Field(default_factory=dict)
+    allow_pickle: bool = Field(
+        default=False,
+        description="sklearn only: allow joblib/pickle artifacts (they run code when loaded). "
+        "Off by default: only skops artifacts with trusted types load.",
+    )
+    sha256: dict[int, str] = Field(
+        default_factory=dict,
+        description="sklearn only: version -> SHA-256 hex digest its joblib artifact must have.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -78,6 +87,8 @@ class ModelConfig(BaseModel):
                 kind=policy.kind, num_versions=policy.num_versions, versions=tuple(policy.versions)
             ),
             version_labels=dict(self.version_labels),
+            allow_pickle=self.allow_pickle,
+            sha256={version: digest.lower() for version, digest in self.sha256.items()},
         )
 
 
@@ -102,6 +113,74 @@ class Settings(BaseSettings):
     embedded_start_timeout_seconds: float = Field(default=180.0, gt=0)
     log_level: str = "info"
     models: list[ModelConfig] = Field(default_factory=list)
+
+    # --- Processes ---
+    workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+    shutdown_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="after SIGTERM, answer /readyz 503 for this long before closing the "
+        "listener (lets a load balancer stop sending); in-flight requests always finish",
+    )
+
+    # --- Limits on hostile or oversized input ---
+    max_body_bytes: int = Field(
+        default=64 * 2**20, gt=0, description="request body, after gzip decoding: else 413"
+    )
+    max_json_depth: int = Field(default=64, gt=0, description="JSON nesting depth: else 400")
+    max_tensor_elements: int = Field(
+        default=16 * 2**20, gt=0, description="elements in one request's tensors: else 400"
+    )
+    max_string_bytes: int = Field(
+        default=16 * 2**20, gt=0, description="one JSON string (e.g. base64 bytes): else 400"
+    )
+
+    # --- Deadlines, retries and load shedding ---
+    max_request_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="cap on a caller's X-Request-Timeout header (seconds)",
+    )
+    tf_retry_max_attempts: int = Field(
+        default=3, ge=1, le=5, description="gRPC attempts per TF call on UNAVAILABLE (1 = none)"
+    )
+    tf_retry_initial_backoff_seconds: float = Field(default=0.05, gt=0)
+    tf_retry_max_backoff_seconds: float = Field(default=1.0, gt=0)
+    max_concurrent_per_model: int = Field(
+        default=256,
+        ge=1,
+        description="requests in the backend per model; beyond it 429 with Retry-After",
+    )
+    max_concurrent_requests: int = Field(
+        default=1024, ge=1, description="requests in the gateway; beyond it 503 with Retry-After"
+    )
+
+    # --- scikit-learn lifecycle and batching ---
+    sklearn_poll_seconds: float = Field(
+        default=1.0, ge=0, description="rescan sklearn base paths for versions; 0 = never"
+    )
+    batching_enabled: bool = Field(default=True, description="merge concurrent sklearn calls")
+    batch_max_size: int = Field(default=64, ge=1, description="rows in one merged call")
+    batch_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="longest a request waits for others to join its batch; 0 = never wait, "
+        "batch only what queued while the estimator was busy",
+    )
+
+    # --- Security ---
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="if set, model endpoints need `Authorization: Bearer <key>` or "
+        "`X-API-Key: <key>`; health and metrics stay open",
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty = CORS off"
+    )
+
+    # --- Observability ---
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = Field(default=True, description="one JSON log line per request")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
