@@ -35,7 +35,11 @@ def create_app(settings: Settings) -> FastAPI:
         registry = build_registry(settings)
         await registry.start()
         app.state.registry = registry
-        app.state.dataplane = DataPlane(registry)
+        app.state.dataplane = DataPlane(
+            registry,
+            max_concurrent_per_model=settings.max_concurrent_per_model,
+            timeout_seconds=settings.request_timeout_seconds,
+        )
         announcer = asyncio.create_task(_announce_embedded(registry, settings))
         try:
             yield

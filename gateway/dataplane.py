@@ -6,11 +6,16 @@ module knows nothing of HTTP, JSON, gRPC or TensorFlow.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
-from clients.base import Tensors
+from clients.base import ModelBackend, Tensors
+from clients.context import CALL_CONTEXT
 from clients.types import (
     DEFAULT_SIGNATURE,
     Classification,
@@ -26,6 +31,8 @@ from clients.types import (
 )
 from gateway.registry import ModelEntry, ModelRegistry
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class ResolvedSignature:
@@ -37,10 +44,25 @@ class ResolvedSignature:
 
 
 class DataPlane:
-    """The operations behind every endpoint, over the registry's backends."""
+    """The operations behind every endpoint, over the registry's backends.
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    Every model call is bounded twice: at most `max_concurrent_per_model` requests of one
+    model are in its backend at once (beyond that RESOURCE_EXHAUSTED, HTTP 429, at once:
+    a slow backend cannot pile up work in the gateway), and each call ends with
+    DEADLINE_EXCEEDED (HTTP 504) when the request's deadline passes.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        *,
+        max_concurrent_per_model: int = 256,
+        timeout_seconds: float = 10.0,
+    ) -> None:
         self.registry = registry
+        self._max_concurrent = max_concurrent_per_model
+        self._timeout = timeout_seconds
+        self._in_flight: dict[str, int] = {}
 
     async def resolve_signature(self, spec: ModelSpec) -> ResolvedSignature:
         """Resolve the version (latest, number or label) and find `spec.signature_name`.
@@ -49,7 +71,7 @@ class DataPlane:
         unknown label or signature (TF Serving's messages).
         """
         entry = self._entry(spec)
-        metadata = await entry.backend.metadata(spec)
+        metadata = await self._call(entry, lambda backend: backend.metadata(spec))
         name = spec.signature_name or DEFAULT_SIGNATURE
         signature = metadata.signatures.get(name)
         if signature is None:
@@ -60,21 +82,38 @@ class DataPlane:
             raise invalid_argument(message)
         return ResolvedSignature(replace(spec, version=metadata.version), metadata, signature)
 
-    async def predict(self, resolved: ResolvedSignature, inputs: Tensors) -> dict[str, np.ndarray]:
-        """Run the resolved signature on `inputs`; every output by alias."""
-        return await self._entry(resolved.spec).backend.predict(resolved.spec, inputs)
+    async def predict(
+        self, resolved: ResolvedSignature, inputs: Tensors, requested: ModelSpec | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the resolved signature on `inputs`; every output by alias.
+
+        `requested` is the spec as the caller addressed it. When it named no version (latest
+        or a label) and the resolved version was unloaded in between (a version swap), the
+        version is resolved again and the call made once more, so a swap loses no request.
+        """
+        entry = self._entry(resolved.spec)
+        try:
+            return await self._call(entry, lambda backend: backend.predict(resolved.spec, inputs))
+        except ServingError as error:
+            if error.code != Code.NOT_FOUND or requested is None or requested.version is not None:
+                raise
+            again = await self.resolve_signature(requested)
+            # Inputs were typed by the old signature: retry only if the new one takes the same.
+            if again.spec.version == resolved.spec.version or again.signature != resolved.signature:
+                raise
+        return await self._call(entry, lambda backend: backend.predict(again.spec, inputs))
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
         """Classify the examples with `spec`'s model."""
-        return await self._entry(spec).backend.classify(spec, batch)
+        return await self._call(self._entry(spec), lambda backend: backend.classify(spec, batch))
 
     async def regress(self, spec: ModelSpec, batch: ExampleBatch) -> list[float]:
         """Regress the examples with `spec`'s model."""
-        return await self._entry(spec).backend.regress(spec, batch)
+        return await self._call(self._entry(spec), lambda backend: backend.regress(spec, batch))
 
     async def metadata(self, spec: ModelSpec) -> ModelMetadata:
         """The resolved version's signatures (and backend extras)."""
-        return await self._entry(spec).backend.metadata(spec)
+        return await self._call(self._entry(spec), lambda backend: backend.metadata(spec))
 
     async def status(self, name: str, version: int | None) -> list[VersionStatus]:
         """Version states of a model, newest first; a label plays no part (as in TF Serving)."""
@@ -95,6 +134,39 @@ class DataPlane:
             if not any(status.state == ModelState.AVAILABLE for status in statuses):
                 problems[entry.name] = _why_unavailable(statuses)
         return problems
+
+    async def _call(self, entry: ModelEntry, call: Callable[[ModelBackend], Awaitable[_T]]) -> _T:
+        """Run `call` on the entry's backend within the model's concurrency and the deadline."""
+        async with self._slot(entry.name):
+            budget = CALL_CONTEXT.get().remaining_seconds(self._timeout)
+            try:
+                async with asyncio.timeout(budget):
+                    return await call(entry.backend)
+            except TimeoutError:
+                raise ServingError(
+                    Code.DEADLINE_EXCEEDED,
+                    f"Model {entry.name} did not answer within the request's deadline "
+                    f"({budget:.3g} s); raise X-Request-Timeout or retry later",
+                ) from None
+
+    @asynccontextmanager
+    async def _slot(self, name: str) -> AsyncIterator[None]:
+        in_flight = self._in_flight.get(name, 0)
+        if in_flight >= self._max_concurrent:
+            raise ServingError(
+                Code.RESOURCE_EXHAUSTED,
+                f"Model {name} is at its limit of {self._max_concurrent} requests in flight "
+                "(max_concurrent_per_model); retry later",
+            )
+        self._in_flight[name] = in_flight + 1
+        try:
+            yield
+        finally:
+            self._in_flight[name] -= 1
+
+    def in_flight(self, name: str) -> int:
+        """Requests of model `name` inside its backend right now."""
+        return self._in_flight.get(name, 0)
 
     def _entry(self, spec: ModelSpec) -> ModelEntry:
         entry = self.registry.find(spec.name)

@@ -66,7 +66,7 @@ async def _predict(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
     spec = _spec(route, codec.signature_name_of(document))
     resolved = await dataplane.resolve_signature(spec)
     tensors, request_format = codec.decode_predict(document, resolved.signature.inputs)
-    outputs = await dataplane.predict(resolved, tensors)
+    outputs = await dataplane.predict(resolved, tensors, spec)
     return codec.encode_predict(outputs, request_format)
 
 
