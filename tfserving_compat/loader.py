@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
@@ -63,6 +64,8 @@ class LoadedVersion:
             self._closing = True
             while self._in_flight > 0:
                 self._idle.wait()
+        with self._cache_lock:
+            self._callables.clear()
         self._session.close()
 
     def run(self, feeds: Sequence[tuple[str, np.ndarray]], fetches: Sequence[str]) -> list[Any]:
@@ -113,17 +116,29 @@ def load_version(
             meta_graph_def = tf.compat.v1.saved_model.loader.load(session, list(tags), path)
     except Exception as exc:
         session.close()
-        raise _load_error(exc, tags) from exc
+        raise _load_error(exc, path, tags) from exc
     graph.finalize()
     return LoadedVersion(session, meta_graph_def)
 
 
-def _load_error(exc: BaseException, tags: Sequence[str]) -> ServingError:
+def _load_error(exc: BaseException, path: str, tags: Sequence[str]) -> ServingError:
     """Translates a loader exception into the status TF Serving's C++ loader gives."""
     if isinstance(exc, ServingError):
         return exc
     if isinstance(exc, tf.errors.OpError):
         return ServingError(code_from_value(exc.error_code), exc.message)
+    if isinstance(exc, OSError) and str(exc).startswith("Cannot parse file"):
+        # tensorflow/core/platform/env.cc ReadBinaryProto
+        pb_path = os.path.join(path, "saved_model.pb")
+        return ServingError(grpc.StatusCode.DATA_LOSS, f"Can't parse {pb_path} as binary proto")
+    if isinstance(exc, ValueError) and "not a valid checkpoint" in str(exc):
+        # The graph has variables but variables/variables.index is missing (e.g. a version
+        # directory still being written). TF's C++ loader skips the restore and serves
+        # uninitialized variables; we refuse the version instead (docs/compatibility.md).
+        return not_found(
+            f"SavedModel at {path} has variables but no variables/variables.index; "
+            "was the version directory moved into place before it was complete?"
+        )
     if isinstance(exc, RuntimeError) and "could not be found in SavedModel" in str(exc):
         # tensorflow/cc/saved_model/reader.cc FindMetaGraphDef
         return not_found(

@@ -2,11 +2,13 @@
 
 A small, lock-protected version of TF Serving's FileSystemStoragePathSource +
 AspiredVersionsManager (AvailabilityPreservingPolicy) + ServableStateMonitor:
-- versions are the all-digit directories under a model's base path;
-- the policy picks the aspired ones (latest N, all, specific);
-- a new version is loaded fully before it is served; versions that are no longer
-  aspired are unloaded only once an aspired version is available (or none is aspired);
-- a failed load ends in state END with its error and is not retried by later polls.
+- each poll lists the version directories and applies the version policy (versions.py);
+- then it acts like AspiredVersionsManager: one policy action at a time, unloads first,
+  a new version loaded fully before it is served, the old one unloaded only once an
+  aspired version is AVAILABLE (or none is aspired);
+- an unload waits for the requests holding that version (`LoadedVersion.close`);
+- a failed load ends in END with its error; it is not retried while it stays aspired,
+  unless its files change (an incomplete directory that was completed since).
 Loads run outside the lock, so serving other versions and models never waits on them.
 """
 
@@ -14,73 +16,38 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import grpc
 
 from tfserving_compat.config import ModelConfig
-from tfserving_compat.errors import ServingError, failed_precondition, invalid_argument, not_found
+from tfserving_compat.errors import (
+    ServingError,
+    failed_precondition,
+    internal,
+    invalid_argument,
+    not_found,
+)
 from tfserving_compat.loader import LoadedVersion
+from tfserving_compat.versions import (
+    AVAILABLE,
+    END,
+    LOADING,
+    UNLOADING,
+    VersionEntry,
+    VersionStatus,
+    aspired_versions,
+    dir_fingerprint,
+    list_versions,
+    needs_load,
+    next_action,
+)
 
 _LOG = logging.getLogger(__name__)
 
-# Values of tensorflow.serving.ModelVersionStatus.State (get_model_status.proto).
-START, LOADING, AVAILABLE, UNLOADING, END = 10, 20, 30, 40, 50
-
 Loader = Callable[[str], LoadedVersion]
-
-
-@dataclass
-class VersionEntry:
-    """What the server knows about one version: its state, load error and servable."""
-
-    path: str
-    state: int = START
-    error: ServingError | None = None
-    loaded: LoadedVersion | None = None
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    """One row of GetModelStatus."""
-
-    version: int
-    state: int
-    error: ServingError | None
-
-
-def list_versions(base_path: str) -> dict[int, str]:
-    """Version number -> directory, for every all-digit directory name under base_path."""
-    try:
-        names = sorted(os.listdir(base_path))
-    except OSError as exc:
-        _LOG.warning("Could not list base path %s: %s", base_path, exc)
-        return {}
-    found: dict[int, str] = {}
-    for name in names:
-        path = os.path.join(base_path, name)
-        if not (name.isascii() and name.isdigit()) or not os.path.isdir(path):
-            continue
-        version = int(name)
-        if version >= 2**63:
-            continue
-        found.setdefault(version, path)
-    if not found:
-        _LOG.warning("No versions of servable found under base path %s", base_path)
-    return found
-
-
-def aspired_versions(config: ModelConfig, found: dict[int, str]) -> set[int]:
-    """The versions the model's version policy wants served, among those on disk."""
-    if config.policy == "all":
-        return set(found)
-    if config.policy == "specific":
-        return set(found) & set(config.specific_versions)
-    return set(sorted(found, reverse=True)[: config.num_latest])
 
 
 class ModelManager:
@@ -116,39 +83,55 @@ class ModelManager:
                 future.result()
 
     def sync_model(self, name: str) -> None:
-        """One poll of one model: load new aspired versions, then unload stale ones."""
+        """One poll of one model: take in what is on disk, then act until nothing is left."""
         config = self._configs[name]
         found = list_versions(config.base_path)
+        if found is None:
+            return  # an unlistable base path changes nothing (TF Serving: a failed poll)
         aspired = aspired_versions(config, found)
         with self._lock:
-            versions = self._versions[name]
-            to_load = []
-            for version in sorted(aspired):
-                entry = versions.get(version)
-                if entry is None or (entry.state == END and entry.error is None):
-                    versions[version] = VersionEntry(path=found[version])
-                    to_load.append(version)
-        for version in to_load:
-            self._load(name, version, found[version])
-        self._unload_stale(name, aspired)
-
-    def _load(self, name: str, version: int, path: str) -> None:
+            current = dict(self._versions[name])
+        fresh = [v for v in aspired if needs_load(current.get(v))]  # may stat files: unlocked
         with self._lock:
-            self._versions[name][version].state = LOADING
-        _LOG.info("Loading servable version {name: %s version: %d} from %s", name, version, path)
+            versions = self._versions[name]
+            for version in fresh:
+                versions[version] = VersionEntry(path=found[version])
+            for version, entry in versions.items():
+                entry.aspired = version in aspired
+        pinned = config.specific_versions if config.policy == "specific" else frozenset()
+        while True:
+            with self._lock:
+                action = next_action(self._versions[name], aspired, pinned)
+                if action is None:
+                    return
+                kind, version = action
+                entry = self._versions[name][version]
+                entry.state = LOADING if kind == "load" else UNLOADING
+            if kind == "load":
+                self._load(name, version, entry)
+            else:
+                self._unload(name, version, entry)
+
+    def _load(self, name: str, version: int, entry: VersionEntry) -> None:
+        """Loads one version (state LOADING) into AVAILABLE, or END with the error."""
+        entry.fingerprint = dir_fingerprint(entry.path)
+        _LOG.info(
+            "Loading servable version {name: %s version: %d} from %s", name, version, entry.path
+        )
         error: ServingError | None = None
         loaded: LoadedVersion | None = None
         for attempt in range(self._retries + 1):
             if attempt and self._stop.wait(self._retry_interval):
                 break
             try:
-                loaded = self._loader(path)
+                loaded = self._loader(entry.path)
                 break
-            except ServingError as exc:
-                error = exc
+            except Exception as exc:
+                if not isinstance(exc, ServingError):
+                    _LOG.exception("Unexpected error loading %s version %d", name, version)
+                error = exc if isinstance(exc, ServingError) else internal(f"{exc!r}"[:300])
                 _LOG.error("Servable {name: %s version: %d} load failure: %s", name, version, exc)
         with self._lock:
-            entry = self._versions[name][version]
             if loaded is not None:
                 entry.state, entry.loaded, entry.error = AVAILABLE, loaded, None
                 _LOG.info(
@@ -160,27 +143,14 @@ class ModelManager:
                     grpc.StatusCode.CANCELLED, "Load cancelled before we could try to load."
                 )
 
-    def _unload_stale(self, name: str, aspired: set[int]) -> None:
-        with self._lock:
-            versions = self._versions[name]
-            aspired_ready = any(versions[v].state == AVAILABLE for v in aspired if v in versions)
-            if aspired and not aspired_ready:
-                return  # availability preserving: keep serving what we have
-            stale = [v for v, e in versions.items() if v not in aspired and e.state == AVAILABLE]
-            for version in stale:
-                versions[version].state = UNLOADING
-        for version in stale:
-            self._unload(name, version)
-
-    def _unload(self, name: str, version: int) -> None:
-        with self._lock:
-            loaded = self._versions[name][version].loaded
+    def _unload(self, name: str, version: int, entry: VersionEntry) -> None:
+        """Unloads one version (state UNLOADING) once its requests finish; then END."""
         _LOG.info("Unloading servable version {name: %s version: %d}", name, version)
-        if loaded is not None:
-            loaded.close()
+        if entry.loaded is not None:
+            entry.loaded.close()  # waits for the requests holding it
         with self._lock:
-            entry = self._versions[name][version]
             entry.state, entry.loaded = END, None
+        _LOG.info("Done unloading servable version {name: %s version: %d}", name, version)
 
     # ---- polling ---------------------------------------------------------------------
 
@@ -205,11 +175,11 @@ class ModelManager:
             self._poller.join(timeout=30)
         for name in self._configs:
             with self._lock:
-                live = [v for v, e in self._versions[name].items() if e.state == AVAILABLE]
-                for version in live:
-                    self._versions[name][version].state = UNLOADING
-            for version in live:
-                self._unload(name, version)
+                live = [(v, e) for v, e in self._versions[name].items() if e.state == AVAILABLE]
+                for _, entry in live:
+                    entry.state = UNLOADING
+            for version, entry in live:
+                self._unload(name, version, entry)
 
     # ---- labels, resolution and status ----------------------------------------------
 
