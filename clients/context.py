@@ -36,4 +36,5 @@ class CallContext:
         return left
 
 
-CALL_CONTEXT: ContextVar[CallContext] = ContextVar("call_context", default=CallContext())
+NO_CONTEXT = CallContext()
+CALL_CONTEXT: ContextVar[CallContext] = ContextVar("call_context", default=NO_CONTEXT)
