@@ -3,7 +3,9 @@
 With no external TF Serving configured, the gateway starts `python -m tfserving_compat`
 on a loopback port with a TF Serving model config file it writes, and talks to it over
 gRPC exactly as it would to `tensorflow_model_server`. Running it as a separate process
-keeps TensorFlow's memory and threads out of the gateway process.
+keeps TensorFlow's memory and threads out of the gateway process. A supervisor task
+restarts the child, on the same port, whenever it dies; the gRPC client reconnects to
+it by itself.
 """
 
 from __future__ import annotations
@@ -73,24 +75,38 @@ class EmbeddedTfServing:
         port: int = 0,
         poll_seconds: float = 1.0,
         host: str = "127.0.0.1",
+        restart_initial_backoff_seconds: float = 0.5,
+        restart_max_backoff_seconds: float = 30.0,
+        start_timeout_seconds: float = 180.0,
     ) -> None:
         self._models = list(models)
         self._host = host
         self._port = port or free_port(host)
         self._poll_seconds = poll_seconds
+        self._restart_backoff = (restart_initial_backoff_seconds, restart_max_backoff_seconds)
+        self._start_timeout = start_timeout_seconds
         self._process: subprocess.Popen[bytes] | None = None
         self._config_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
 
     @property
     def target(self) -> str:
         """The gRPC address to give `TfServingBackend`."""
         return f"{self._host}:{self._port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The current child's process id (None before `start` and after `stop`)."""
+        return None if self._process is None else self._process.pid
+
     def start(self) -> None:
         """Write the model config and spawn the server; returns while it loads."""
         self._config_dir = tempfile.TemporaryDirectory(prefix="tfserving-compat-")
         config_file = Path(self._config_dir.name) / "models.config"
         config_file.write_text(model_config_text(self._models))
+        self._spawn(config_file)
+
+    def _spawn(self, config_file: Path) -> None:
         command = [
             sys.executable,
             "-m",
@@ -102,6 +118,44 @@ class EmbeddedTfServing:
         ]
         logger.info("starting the embedded TF-Serving-compatible backend on %s", self.target)
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+    def supervise(self, check_seconds: float = 0.5) -> None:
+        """Restart the child whenever it dies, until `stop` (needs a running event loop).
+
+        Restarts wait a backoff that doubles from the initial to the maximum and goes
+        back to the initial once a restarted child listens again.
+        """
+        if self._supervisor is None:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(check_seconds)
+            )
+
+    async def _supervise(self, check_seconds: float) -> None:
+        initial, maximum = self._restart_backoff
+        backoff = initial
+        while True:
+            await asyncio.sleep(check_seconds)
+            process, config_dir = self._process, self._config_dir
+            if process is None or config_dir is None or process.poll() is None:
+                continue
+            logger.warning(
+                "the embedded TF-Serving-compatible backend exited with code %s; "
+                "restarting it in %.1f s",
+                process.returncode,
+                backoff,
+            )
+            await asyncio.sleep(backoff)
+            if self._process is not process:  # stopped (or restarted by hand) meanwhile
+                continue
+            backoff = min(backoff * 2, maximum)
+            try:
+                self._spawn(Path(config_dir.name) / "models.config")
+            except OSError:
+                logger.exception("could not restart the embedded backend")
+                continue
+            if await self.wait_until_listening(self._start_timeout):
+                logger.info("the embedded backend is serving again on %s", self.target)
+                backoff = initial
 
     def running(self) -> bool:
         """Whether the child process is alive."""
@@ -123,7 +177,11 @@ class EmbeddedTfServing:
         return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Terminate the child (SIGTERM, then SIGKILL after `timeout`) and remove its config."""
+        """Stop supervising, terminate the child (SIGTERM, then SIGKILL after `timeout`)
+        and remove its config."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

@@ -1,9 +1,12 @@
 """ModelBackend for a TensorFlow Serving server, over gRPC with `grpc.aio`.
 
-One long-lived channel per target; every call carries a deadline; gRPC failures are
-translated into `ServingError` in exactly one place (`_rpc`). Model metadata (the
-signatures used to type JSON inputs) is cached per request spec for a short TTL, so
-the hot path costs one Predict RPC, not two.
+One long-lived channel per target. Every call carries the request's remaining budget as
+its deadline and its request id as metadata; gRPC itself retries UNAVAILABLE (every
+method we call is idempotent) with jittered exponential backoff within that deadline,
+and reconnects quickly after the server comes back. gRPC failures are translated into
+`ServingError` in exactly one place (`_rpc`). Model metadata (the signatures used to
+type JSON inputs) is cached per request spec for a short TTL, so the hot path costs one
+Predict RPC, not two.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from clients import tf_proto
 from clients.base import Tensors
+from clients.context import CALL_CONTEXT
 from clients.protos import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -27,6 +31,7 @@ from clients.protos import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+from clients.tf_channel import channel_options, translate_error
 from clients.types import (
     Classification,
     Code,
@@ -41,10 +46,6 @@ from clients.types import (
 _Response = TypeVar("_Response")
 _MetadataKey = tuple[str, int | None, str | None]
 
-# Messages gRPC itself produces (not the server) when the connection fails or the
-# deadline passes: they name internal addresses, so callers get ours instead.
-_TRANSPORT_MARKERS = ("failed to connect", "connection refused", "socket closed", "connect failed")
-
 
 class TfServingBackend:
     """Serves models from one TF Serving (or TF-Serving-compatible) gRPC target."""
@@ -56,10 +57,18 @@ class TfServingBackend:
         timeout_seconds: float = 10.0,
         max_message_bytes: int = 2**31 - 1,
         metadata_ttl_seconds: float = 1.0,
+        retry_max_attempts: int = 3,
+        retry_initial_backoff_seconds: float = 0.05,
+        retry_max_backoff_seconds: float = 1.0,
     ) -> None:
         self.target = target
         self._timeout = timeout_seconds
-        self._max_message_bytes = max_message_bytes
+        self._options = channel_options(
+            max_message_bytes,
+            retry_max_attempts,
+            retry_initial_backoff_seconds,
+            retry_max_backoff_seconds,
+        )
         self._metadata_ttl = metadata_ttl_seconds
         self._metadata_cache: dict[_MetadataKey, tuple[float, ModelMetadata]] = {}
         self._channel: grpc.aio.Channel | None = None
@@ -68,11 +77,7 @@ class TfServingBackend:
 
     async def start(self) -> None:
         """Open the channel. It connects lazily, so an unreachable server is not an error here."""
-        options = [
-            ("grpc.max_send_message_length", self._max_message_bytes),
-            ("grpc.max_receive_message_length", self._max_message_bytes),
-        ]
-        self._channel = grpc.aio.insecure_channel(self.target, options=options)
+        self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -81,6 +86,11 @@ class TfServingBackend:
         if self._channel is not None:
             await self._channel.close(grace=None)
             self._channel = None
+
+    def forget_metadata(self, name: str) -> None:
+        """Drop every cached resolution of model `name` (its versions changed)."""
+        for key in [key for key in self._metadata_cache if key[0] == name]:
+            del self._metadata_cache[key]
 
     async def metadata(self, spec: ModelSpec) -> ModelMetadata:
         """GetModelMetadata for `spec`, cached for `metadata_ttl_seconds`."""
@@ -123,7 +133,7 @@ class TfServingBackend:
         request = predict_pb2.PredictRequest(model_spec=_model_spec(spec))
         for alias, proto in tf_proto.tensors_to_protos(inputs).items():
             request.inputs[alias].CopyFrom(proto)
-        response = await self._rpc(self._prediction_stub().Predict, request)
+        response = await self._rpc(self._prediction_stub().Predict, request, spec.name)
         return {alias: tf_proto.make_ndarray(proto) for alias, proto in response.outputs.items()}
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
@@ -131,7 +141,7 @@ class TfServingBackend:
         request = classification_pb2.ClassificationRequest(
             model_spec=_model_spec(spec), input=tf_proto.make_input(batch)
         )
-        response = await self._rpc(self._prediction_stub().Classify, request)
+        response = await self._rpc(self._prediction_stub().Classify, request, spec.name)
         return [
             Classification(classes=tuple((item.label, item.score) for item in result.classes))
             for result in response.result.classifications
@@ -142,7 +152,7 @@ class TfServingBackend:
         request = regression_pb2.RegressionRequest(
             model_spec=_model_spec(spec), input=tf_proto.make_input(batch)
         )
-        response = await self._rpc(self._prediction_stub().Regress, request)
+        response = await self._rpc(self._prediction_stub().Regress, request, spec.name)
         return [item.value for item in response.result.regressions]
 
     def _prediction_stub(self) -> prediction_service_pb2_grpc.PredictionServiceStub:
@@ -150,28 +160,30 @@ class TfServingBackend:
             raise _not_started()
         return self._predictions
 
-    async def _rpc(self, method: Callable[..., Awaitable[_Response]], request: Any) -> _Response:
-        """Call `method` with the deadline; the single place gRPC errors are translated."""
+    async def _rpc(
+        self,
+        method: Callable[..., Awaitable[_Response]],
+        request: Any,
+        evict_on_not_found: str | None = None,
+    ) -> _Response:
+        """Call `method` within the request's deadline; the one place gRPC errors are translated.
+
+        A NOT_FOUND from an inference call (`evict_on_not_found` names its model) means
+        the version we resolved is gone: its cached metadata is dropped, so the next
+        resolution asks the server again.
+        """
+        context = CALL_CONTEXT.get()
+        timeout = context.remaining_seconds(default=self._timeout)
+        metadata = (("x-request-id", context.request_id),) if context.request_id else None
         try:
-            return await method(request, timeout=self._timeout)
+            return await method(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
-            raise self._translate(error) from None
-
-    def _translate(self, error: grpc.aio.AioRpcError) -> ServingError:
-        code = Code(error.code().value[0])
-        details = error.details() or ""
-        if code == Code.UNAVAILABLE and _is_transport_failure(details):
-            return ServingError(code, "The TensorFlow Serving backend is unavailable; retry later")
-        if code == Code.DEADLINE_EXCEEDED and details.lower().startswith("deadline exceeded"):
-            return ServingError(
-                code, f"The TensorFlow Serving backend did not answer within {self._timeout:g} s"
-            )
-        return ServingError(code, details)
-
-
-def _is_transport_failure(details: str) -> bool:
-    lowered = details.lower()
-    return any(marker in lowered for marker in _TRANSPORT_MARKERS)
+            translated = translate_error(error, self.target, timeout)
+        except grpc.aio.UsageError:
+            translated = _not_started()
+        if translated.code == Code.NOT_FOUND and evict_on_not_found is not None:
+            self.forget_metadata(evict_on_not_found)
+        raise translated
 
 
 def _not_started() -> ServingError:
