@@ -115,6 +115,7 @@ class EmbeddedTfServing:
             f"--port={self._port}",
             f"--model_config_file={config_file}",
             f"--file_system_poll_wait_seconds={self._poll_seconds:g}",
+            "--exit_with_parent",
         ]
         logger.info("starting the embedded TF-Serving-compatible backend on %s", self.target)
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)

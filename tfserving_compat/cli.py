@@ -30,6 +30,10 @@ INT32_MAX = 2**31 - 1
 _SHUTDOWN_GRACE_S = 5.0
 
 
+# Taken at import, before the slow model loading, so a parent that dies meanwhile is noticed.
+_PARENT_PID = os.getppid()
+
+
 def _bind_address(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # IPv6 literal
@@ -124,7 +128,9 @@ def _run(options: ServerOptions, configs: list[ModelConfig]) -> int:
     if options.file_system_poll_wait_seconds > 0:
         manager.start_polling(float(options.file_system_poll_wait_seconds))
     while not stop.wait(1.0):
-        pass
+        if options.exit_with_parent and os.getppid() != _PARENT_PID:
+            _LOG.warning("The parent process %d is gone, shutting down", _PARENT_PID)
+            break
     server.stop(grace=_SHUTDOWN_GRACE_S).wait()
     executor.shutdown(wait=False)
     manager.stop()

@@ -50,6 +50,7 @@ class ServerOptions:
     saved_model_tags: tuple[str, ...]
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
+    exit_with_parent: bool = False
 
 
 def _parse_bool(text: str) -> bool:
@@ -94,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         default=False,
         help="allow labels on versions that are not available",
+    )
+    add(
+        "--exit_with_parent",
+        type=_parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="not in TF Serving: exit when the parent process dies (the gateway's embedded "
+        "backend uses it so a killed gateway leaves no orphan)",
     )
     add(
         "--enable_signature_method_name_check",
@@ -150,6 +160,7 @@ def parse_flags(argv: Sequence[str] | None = None) -> ServerOptions:
         saved_model_tags=tags,
         tensorflow_intra_op_parallelism=ns.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=ns.tensorflow_inter_op_parallelism,
+        exit_with_parent=ns.exit_with_parent,
     )
 
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import grpc
 import tensorflow as tf
@@ -97,3 +98,41 @@ def test_relative_base_path_is_rejected() -> None:
         "Failed to start server. Error: INVALID_ARGUMENT: Expected model default to have an "
         "absolute path or URI; got base_path()=relative/path"
     ) in result.stderr
+
+
+def test_exit_with_parent_leaves_no_orphan(tmp_path: Path) -> None:
+    """With --exit_with_parent, a backend whose parent is SIGKILLed shuts itself down."""
+    from clients.embedded import free_port
+
+    launcher = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'tfserving_compat',\n"
+        f"    '--port={free_port()}', '--model_name=half',\n"
+        f"    '--model_base_path={TESTDATA / 'saved_model_half_plus_two_cpu'}',\n"
+        "    '--exit_with_parent'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", launcher], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child = Path(f"/proc/{int(parent.stdout.readline())}")
+    try:
+        time.sleep(2)  # let the child get past its imports into the serving loop or loading
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 120  # hang detector: loading can take a while
+        while child.exists() and "(python" in _state_line(child):
+            assert time.monotonic() < deadline, "the backend outlived its killed parent"
+            time.sleep(0.5)
+    finally:
+        if child.exists():
+            subprocess.run(["kill", "-9", child.name], check=False)
+
+
+def _state_line(proc: Path) -> str:
+    try:
+        return (proc / "stat").read_text()
+    except OSError:
+        return ""
