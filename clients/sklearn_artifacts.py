@@ -3,18 +3,19 @@
 A version directory holds one artifact and an optional sidecar written by `save_model`:
 
     <base_path>/<version>/model.skops     preferred: skops loads it without running code
-    <base_path>/<version>/model.joblib    a pickle: only for artifacts you trust completely
+    <base_path>/<version>/model.joblib    a pickle: loads only with `allow_pickle`
     <base_path>/<version>/metadata.json   {"format", "estimator", "saved_with", "feature_names"}
 
-`saved_with` records the scikit-learn, numpy and Python versions the artifact was saved with,
-so a version mismatch can be shown in model metadata.
+Loading is defensive (see `LoadOptions`): files must resolve inside the model's base path,
+pickles need `allow_pickle`, a configured SHA-256 is checked on the bytes that get loaded,
+and `saved_with` (the scikit-learn, numpy and Python versions at save time) must match the
+running scikit-learn's major.minor and numpy's major version (`check_saved_with`).
 """
 
 from __future__ import annotations
 
-import builtins
+import io
 import json
-import platform
 import threading
 import warnings
 from collections.abc import Collection, Mapping, Sequence
@@ -23,13 +24,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import joblib
-import numpy as np
-import sklearn
 import skops.io as sio
 from sklearn.exceptions import InconsistentVersionWarning
 
+from clients.sklearn_checks import (
+    check_digest,
+    check_saved_with,
+    confine,
+    is_trusted_type,
+    pickle_refused,
+    running_versions,
+)
 from clients.sklearn_errors import to_serving_error
 from clients.types import Code, ServingError
+
+__all__ = [
+    "Artifact",
+    "Format",
+    "LoadOptions",
+    "is_trusted_type",
+    "load_artifact",
+    "running_versions",
+    "save_model",
+]
 
 Format = Literal["skops", "joblib"]
 
@@ -38,9 +55,11 @@ JOBLIB_FILE = "model.joblib"
 SIDECAR_FILE = "metadata.json"
 _ARTIFACT_FILES: tuple[tuple[Format, str], ...] = (("skops", SKOPS_FILE), ("joblib", JOBLIB_FILE))
 
-# Modules whose types and functions a skops file may name. Everything else (third-party
-# code, `functools.partial`, `os.system`, ...) is refused unless listed explicitly.
-TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+NO_SIDECAR_WARNING = (
+    f"no {SIDECAR_FILE} with 'saved_with': the library versions this artifact was saved with "
+    "are unknown, so they were not checked; save it with clients.sklearn_artifacts.save_model "
+    "to record them"
+)
 
 # `warnings.catch_warnings` changes process-wide state: loads that record warnings take turns.
 _WARNINGS_LOCK = threading.Lock()
@@ -54,28 +73,18 @@ class Artifact:
     fmt: Format
     saved_with: Mapping[str, str] | None
     feature_names: tuple[str, ...] | None
+    warnings: tuple[str, ...] = ()
 
 
-def running_versions() -> dict[str, str]:
-    """The scikit-learn, numpy and Python versions of this process."""
-    return {
-        "sklearn": sklearn.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a version may load. `describe` names it in errors ("iris version 1")."""
 
-
-def is_trusted_type(qualified_name: str) -> bool:
-    """The skops trust policy: may a file that names `qualified_name` be loaded?
-
-    Trusted: anything under `sklearn.`, `numpy.` or `scipy.`, and builtins that are
-    classes (`builtins.slice`), never builtin functions (`builtins.eval`, `builtins.open`).
-    skops's own default list is trusted as well (skops never reports those as untrusted).
-    """
-    if qualified_name.startswith(TRUSTED_MODULE_PREFIXES):
-        return True
-    module, _, name = qualified_name.rpartition(".")
-    return module == "builtins" and isinstance(getattr(builtins, name, None), type)
+    base_path: Path | None = None  # files must resolve inside it; None = the version's parent
+    allow_pickle: bool = False
+    sha256: str | None = None  # expected hex digest of the artifact file
+    extra_trusted: Collection[str] = ()
+    describe: str = "this version"
 
 
 def save_model(
@@ -119,22 +128,39 @@ def _checked_feature_names(estimator: Any, names: Sequence[str] | None) -> list[
     return [str(name) for name in names]
 
 
-def load_artifact(version_dir: Path, extra_trusted: Collection[str] = ()) -> Artifact:
-    """Load the estimator of one version directory; raise `ServingError` saying what is wrong."""
-    sidecar = _read_sidecar(version_dir)
+def load_artifact(version_dir: Path, options: LoadOptions | None = None) -> Artifact:
+    """Load the estimator of one version directory; raise `ServingError` saying what is wrong.
+
+    Nothing is deserialized before every check that can be made without it has passed.
+    """
+    opts = options or LoadOptions()
+    base = (opts.base_path or version_dir.parent).resolve()
+    confine(version_dir, base, f"version directory {version_dir.name!r}")
+    sidecar = _read_sidecar(version_dir, base)
+    saved_with = sidecar.get("saved_with") if sidecar else None
+    if saved_with is not None:
+        check_saved_with(saved_with, opts.describe)
     fmt, filename = _find_artifact(version_dir)
+    if fmt == "joblib" and not opts.allow_pickle:
+        raise pickle_refused(filename, opts.describe)
+    data = confine(version_dir / filename, base, filename).read_bytes()
+    if opts.sha256 is not None:
+        check_digest(data, opts.sha256, filename)
     try:
-        path = version_dir / filename
-        estimator, warned_version = _load_recording_version(path, fmt, extra_trusted)
+        estimator, warned_version = _load_recording_version(data, fmt, opts.extra_trusted)
     except Exception as exc:
         error = to_serving_error(exc, "load")
         raise ServingError(error.code, f"{filename}: {error.message}") from exc
     _check_is_estimator(estimator, filename)
-    saved_with = sidecar.get("saved_with") if sidecar else None
-    if saved_with is None and warned_version is not None:
-        saved_with = {"sklearn": warned_version}
+    notes: tuple[str, ...] = ()
+    if saved_with is None:
+        notes = (NO_SIDECAR_WARNING,)
+        if warned_version is not None:
+            saved_with = {"sklearn": warned_version}
+            check_saved_with(saved_with, opts.describe)
     names = sidecar.get("feature_names") if sidecar else None
-    return Artifact(estimator, fmt, saved_with, tuple(names) if names is not None else None)
+    feature_names = tuple(names) if names is not None else None
+    return Artifact(estimator, fmt, saved_with, feature_names, notes)
 
 
 def _find_artifact(version_dir: Path) -> tuple[Format, str]:
@@ -145,12 +171,15 @@ def _find_artifact(version_dir: Path) -> tuple[Format, str]:
 
 
 def _load_recording_version(
-    path: Path, fmt: Format, extra_trusted: Collection[str]
+    data: bytes, fmt: Format, extra_trusted: Collection[str]
 ) -> tuple[Any, str | None]:
-    """Load `path`; also return the sklearn version an InconsistentVersionWarning named, if any."""
+    """Load `data`; also return the sklearn version an InconsistentVersionWarning named, if any."""
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
-        estimator = _load_skops(path, extra_trusted) if fmt == "skops" else joblib.load(path)
+        if fmt == "skops":
+            estimator = _load_skops(data, extra_trusted)
+        else:
+            estimator = joblib.load(io.BytesIO(data))
     versions = [
         w.message.original_sklearn_version
         for w in caught
@@ -159,8 +188,8 @@ def _load_recording_version(
     return estimator, (str(versions[0]) if versions else None)
 
 
-def _load_skops(path: Path, extra_trusted: Collection[str]) -> Any:
-    untrusted = sio.get_untrusted_types(file=path)
+def _load_skops(data: bytes, extra_trusted: Collection[str]) -> Any:
+    untrusted = sio.get_untrusted_types(data=data)
     refused = sorted(t for t in untrusted if not (is_trusted_type(t) or t in extra_trusted))
     if refused:
         raise ServingError(
@@ -169,7 +198,7 @@ def _load_skops(path: Path, extra_trusted: Collection[str]) -> Any:
             "(trusted: sklearn.*, numpy.*, scipy.*, builtin classes, and types configured "
             "as extra trusted types)",
         )
-    return sio.load(path, trusted=list(untrusted))
+    return sio.loads(data, trusted=list(untrusted))
 
 
 def _check_is_estimator(obj: Any, filename: str) -> None:
@@ -180,12 +209,12 @@ def _check_is_estimator(obj: Any, filename: str) -> None:
         )
 
 
-def _read_sidecar(version_dir: Path) -> dict[str, Any] | None:
+def _read_sidecar(version_dir: Path, base: Path) -> dict[str, Any] | None:
     path = version_dir / SIDECAR_FILE
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(confine(path, base, SIDECAR_FILE).read_text())
     except (OSError, ValueError) as exc:
         error = to_serving_error(exc, "load")
         raise ServingError(Code.DATA_LOSS, f"{SIDECAR_FILE}: {error.message}") from exc

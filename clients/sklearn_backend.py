@@ -4,18 +4,23 @@ Each `ModelSource` names a base path whose digit-named subdirectories are versio
 (`base_path/<version>/model.skops|model.joblib`, see `clients.sklearn_artifacts`). The
 version policy picks which versions are served, labels map to versions, and a version that
 fails to load is reported by `status()` as END with its error while everything else keeps
-serving. Loading and every estimator call run in a bounded thread pool, never on the event
-loop. A request holds its own reference to the loaded version, so unloading a version
-(`reload()` after the policy drops it, or `close()`) never breaks a request in flight.
+serving. `reload()` (every `poll_seconds` when set, as TF Serving's
+--file_system_poll_wait_seconds) loads new versions fully before they serve and retires
+replaced ones only once their successors are AVAILABLE (see `clients.sklearn_versions`).
+Loading and every estimator call run in a bounded thread pool, never on the event loop;
+concurrent requests to one version and method share one call (`clients.sklearn_batching`).
+A request holds its own reference to the loaded version, so retiring a version only stops
+new requests from reaching it: requests in flight finish on it, then it is freed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,8 +28,27 @@ import numpy as np
 
 from clients.base import Tensors
 from clients.sklearn_artifacts import is_trusted_type, load_artifact, save_model
+from clients.sklearn_batching import Batcher, BatchingOptions, BatchStats, RowCall
 from clients.sklearn_errors import to_serving_error
 from clients.sklearn_model import LoadedModel
+from clients.sklearn_versions import (
+    Fingerprint,
+    TrackedModel,
+    TrackedVersion,
+    find_loaded,
+    fingerprints,
+    load_candidates,
+    load_version,
+    needs_loading,
+    record_failed,
+    record_loaded,
+    retire,
+    scan,
+    scan_versions,
+    select_versions,
+    to_retire,
+    wanted_versions,
+)
 from clients.types import (
     Classification,
     Code,
@@ -34,28 +58,21 @@ from clients.types import (
     ModelSpec,
     ModelState,
     ServingError,
-    VersionPolicy,
     VersionStatus,
     invalid_argument,
 )
 
-__all__ = ["SklearnBackend", "is_trusted_type", "save_model", "scan_versions", "select_versions"]
+__all__ = [
+    "SklearnBackend",
+    "is_trusted_type",
+    "load_artifact",
+    "save_model",
+    "scan_versions",
+    "select_versions",
+]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-_INT64_MAX = 2**63 - 1
-
-
-@dataclass
-class _Version:
-    status: VersionStatus
-    model: LoadedModel | None = None
-
-
-@dataclass
-class _Model:
-    source: ModelSource
-    versions: dict[int, _Version] = field(default_factory=dict)
 
 
 class SklearnBackend:
@@ -67,37 +84,70 @@ class SklearnBackend:
         *,
         max_workers: int = 4,
         extra_trusted_types: Collection[str] = (),
+        poll_seconds: float = 0,
+        batching: BatchingOptions = BatchingOptions(),  # noqa: B008 (frozen, so shareable)
     ) -> None:
-        """`extra_trusted_types`: skops type names to trust beyond `is_trusted_type`'s policy."""
+        """`extra_trusted_types`: skops type names to trust beyond `is_trusted_type`'s policy.
+
+        `poll_seconds` > 0: `start()` rescans the base paths that often; 0 = only on `reload()`.
+        """
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}")
-        self._models = {m.name: _Model(m) for m in models}
+        self._models = {m.name: TrackedModel(m) for m in models}
         self._max_workers = max_workers
         self._extra_trusted = frozenset(extra_trusted_types)
         self._executor: ThreadPoolExecutor | None = None
         self._reload_lock = asyncio.Lock()
+        self._poll_seconds = poll_seconds
+        self._poller: asyncio.Task[None] | None = None
+        self._batching = batching
+        self.batch_stats = BatchStats()
 
     async def start(self) -> None:
-        """Start the thread pool and load every version the policies select."""
+        """Start the thread pool, load every version the policies select, start polling."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="sklearn")
         await self.reload()
+        if self._poll_seconds > 0 and self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name="sklearn-poll")
 
     async def reload(self) -> None:
-        """Rescan the base paths: load versions the policy newly selects, unload dropped ones."""
+        """Rescan the base paths: load newly selected versions, then retire replaced ones."""
         async with self._reload_lock:
-            await asyncio.gather(*(self._reload_model(m) for m in self._models.values()))
+            models = list(self._models.values())
+            results = await asyncio.gather(
+                *(self._reload_model(m) for m in models), return_exceptions=True
+            )
+        for model, result in zip(models, results, strict=True):
+            if isinstance(result, Exception):
+                _log.error("rescanning model %s failed", model.source.name, exc_info=result)
+            elif isinstance(result, BaseException):
+                raise result
 
     async def close(self) -> None:
-        """Unload every version and stop the thread pool once requests in flight finish."""
+        """Stop polling, unload every version, stop the pool once requests in flight finish."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
         async with self._reload_lock:
             executor, self._executor = self._executor, None
             for model in self._models.values():
-                for version in model.versions.values():
-                    _unload(version)
+                for number in list(model.versions):
+                    retire(model, number)
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True)
+
+    async def _poll(self) -> None:
+        """`reload()` every `poll_seconds`; a failing rescan is logged and polling goes on."""
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            try:
+                await self.reload()
+            except Exception:
+                _log.exception("rescanning the scikit-learn model base paths failed")
 
     async def metadata(self, spec: ModelSpec) -> ModelMetadata:
         """Resolve `spec` (latest, version or label) to a loaded version and its signatures."""
@@ -117,16 +167,25 @@ class SklearnBackend:
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Run the estimator method of `spec.signature_name` on `inputs["inputs"]`."""
         model = self._resolve(spec)
+        call = self._plan(model.predict_call, spec.signature_name, inputs)
+        if call is not None:
+            return await self._batched(model, call)
         return await self._run(model.predict, spec.signature_name, inputs)
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
         """(label, score) for every class, per example; classifiers only."""
         model = self._resolve(spec)
+        call = self._plan(model.classify_call, spec.signature_name, batch)
+        if call is not None:
+            return await self._batched(model, call)
         return await self._run(model.classify, spec.signature_name, batch)
 
     async def regress(self, spec: ModelSpec, batch: ExampleBatch) -> list[float]:
         """One value per example; regressors only."""
         model = self._resolve(spec)
+        call = self._plan(model.regress_call, spec.signature_name, batch)
+        if call is not None:
+            return await self._batched(model, call)
         return await self._run(model.regress, spec.signature_name, batch)
 
     def _resolve(self, spec: ModelSpec) -> LoadedModel:
@@ -137,7 +196,7 @@ class SklearnBackend:
             if spec.label not in labels:
                 raise invalid_argument(f"Unrecognized servable version label: {spec.label}")
             version = labels[spec.label]
-        loaded = _find_loaded(model, version)
+        loaded = find_loaded(model, version)
         if loaded is None:
             wanted = ModelSpec(spec.name, version).describe()
             raise ServingError(Code.NOT_FOUND, f"Servable not found for request: {wanted}")
@@ -150,95 +209,65 @@ class SklearnBackend:
         except Exception as exc:
             raise to_serving_error(exc, "request") from exc
 
+    def _plan(self, plan: Callable[..., RowCall[_T] | None], *args: object) -> RowCall[_T] | None:
+        """The request as a batchable call (checked on the loop), or None to run it on its own."""
+        call = None
+        if self._batching.enabled:
+            try:
+                call = plan(*args, self._batching.max_size)
+            except Exception as exc:
+                raise to_serving_error(exc, "request") from exc
+        if call is None:
+            self.batch_stats.solo += 1
+        return call
+
+    async def _batched(self, model: LoadedModel, call: RowCall[_T]) -> _T:
+        """Run `call` merged with concurrent calls of the same version and operation."""
+        batcher = model.batchers.get(call.key)
+        if batcher is None:
+            op = model.row_op(call.key)
+            batcher = Batcher(op, self._batching, self.batch_stats, self._submit)
+            model.batchers[call.key] = batcher
+        try:
+            return call.finish(await batcher.submit(call.x))
+        except Exception as exc:
+            raise to_serving_error(exc, "request") from exc
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        executor = self._executor
+        if executor is None:
+            raise ServingError(Code.UNAVAILABLE, "The scikit-learn backend is not running")
+        executor.submit(job)
+
     async def _in_pool(self, fn: Callable[..., _T], *args: object) -> _T:
         executor = self._executor
         if executor is None:
             raise ServingError(Code.UNAVAILABLE, "The scikit-learn backend is not running")
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
-    async def _reload_model(self, model: _Model) -> None:
-        base_path = Path(model.source.base_path)
-        on_disk = await asyncio.to_thread(scan_versions, base_path)
-        wanted = set(select_versions(model.source.version_policy, on_disk))
-        for number, version in model.versions.items():
-            if number not in wanted and version.model is not None:
-                _unload(version)
-        new = [v for v in sorted(wanted) if _needs_loading(model.versions.get(v))]
+    async def _reload_model(self, model: TrackedModel) -> None:
+        on_disk = await asyncio.to_thread(scan, model)
+        if on_disk is None:  # the base path cannot be listed: leave everything as it is
+            return
+        wanted = wanted_versions(model, on_disk)
+        candidates = {n: on_disk[n] for n in load_candidates(model, wanted)}
+        prints = await asyncio.to_thread(fingerprints, candidates)
+        new = [n for n in candidates if needs_loading(model.versions.get(n), prints[n])]
         for number in new:
-            model.versions[number] = _Version(VersionStatus(number, ModelState.LOADING))
-        await asyncio.gather(*(self._load(model, n, on_disk[n]) for n in new))
+            model.versions[number] = TrackedVersion(VersionStatus(number, ModelState.LOADING))
+        await asyncio.gather(*(self._load(model, n, on_disk[n], prints[n]) for n in new))
+        for number in to_retire(model.versions, wanted):
+            retire(model, number)
 
-    async def _load(self, model: _Model, number: int, version_dir: Path) -> None:
-        name = model.source.name
+    async def _load(
+        self, model: TrackedModel, number: int, version_dir: Path, before: Fingerprint
+    ) -> None:
+        started = time.monotonic()
         try:
             loaded = await self._in_pool(
-                _load_version, name, number, version_dir, self._extra_trusted
+                load_version, model.source, number, version_dir, self._extra_trusted
             )
         except Exception as exc:
-            error = to_serving_error(exc, "load")
-            _log.warning("model %s version %d failed to load: %s", name, number, error.message)
-            status = VersionStatus(number, ModelState.END, error.code, error.message)
-            model.versions[number] = _Version(status)
-            return
-        model.versions[number] = _Version(VersionStatus(number, ModelState.AVAILABLE), loaded)
-
-
-def _load_version(
-    name: str, number: int, version_dir: Path, extra_trusted: Collection[str]
-) -> LoadedModel:
-    return LoadedModel.build(name, number, load_artifact(version_dir, extra_trusted))
-
-
-def _find_loaded(model: _Model | None, version: int | None) -> LoadedModel | None:
-    if model is None:
-        return None
-    if version is None:
-        loaded = [v.model for _, v in sorted(model.versions.items()) if v.model is not None]
-        return loaded[-1] if loaded else None
-    tracked = model.versions.get(version)
-    return tracked.model if tracked is not None else None
-
-
-def _needs_loading(version: _Version | None) -> bool:
-    """Untracked versions, and versions unloaded earlier, load; failed versions stay failed."""
-    if version is None:
-        return True
-    return version.status.state == ModelState.END and version.status.error_code == Code.OK
-
-
-def _unload(version: _Version) -> None:
-    version.model = None
-    if version.status.state != ModelState.END:
-        version.status = VersionStatus(version.status.version, ModelState.END)
-
-
-def scan_versions(base_path: Path) -> dict[int, Path]:
-    """Version number -> directory for every digit-named subdirectory of `base_path`.
-
-    Leading zeros are allowed ("007" is version 7); when two names give the same number the
-    first in sorted order wins. A missing or unreadable base path has no versions.
-    """
-    found: dict[int, Path] = {}
-    try:
-        entries = sorted(base_path.iterdir())
-    except OSError as exc:
-        _log.warning("cannot list model base path %s: %s", base_path, exc.strerror)
-        return found
-    for entry in entries:
-        if entry.name.isdigit() and entry.name.isascii() and entry.is_dir():
-            number = int(entry.name)
-            if number <= _INT64_MAX:
-                found.setdefault(number, entry)
-    return found
-
-
-def select_versions(policy: VersionPolicy, available: Collection[int]) -> list[int]:
-    """The versions `policy` serves out of `available`, as TF Serving's version policies."""
-    if policy.kind == "all":
-        return sorted(available)
-    if policy.kind == "specific":
-        missing = sorted(set(policy.versions) - set(available))
-        if missing:
-            _log.warning("specific versions %s not found on disk", missing)
-        return sorted(set(policy.versions) & set(available))
-    return sorted(available)[-policy.num_versions :] if policy.num_versions > 0 else []
+            record_failed(model, number, to_serving_error(exc, "load"), before)
+        else:
+            record_loaded(model, number, loaded, before, time.monotonic() - started)

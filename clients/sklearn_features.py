@@ -1,6 +1,8 @@
-"""Turning classify/regress examples (tf.train.Example features) into estimator input rows.
+"""Turning requests into estimator input rows: predict tensors and classify/regress examples.
 
-An example gives one row in one of two ways:
+`checked_rows` checks a predict request's "inputs" tensor against the model's input layout.
+For classify and regress (tf.train.Example features), an example gives one row in one of two
+ways:
 
 - named features, one numeric value each, matched to the model's feature names
   (`feature_names_in_`, else the names saved in `metadata.json`);
@@ -120,3 +122,35 @@ def _listing(names: Sequence[str]) -> str:
 
 def _error(index: int, feature: str, problem: str) -> ServingError:
     return invalid_argument(f"Example {index}: feature '{feature}' {problem}")
+
+
+def alias_mismatch(sent: list[str]) -> str:
+    """TF Serving's wording for inputs that are not exactly the signature's aliases."""
+    extra = ",".join(a for a in sent if a != INPUT_ALIAS)
+    missing = "" if INPUT_ALIAS in sent else INPUT_ALIAS
+    return (
+        f"input size does not match signature: {len(sent)}!=1 "
+        f"len({{{','.join(sent)}}}) != len({{{INPUT_ALIAS}}}). "
+        f"Sent extra: {{{extra}}}. Missing but required: {{{missing}}}."
+    )
+
+
+def checked_rows(x: np.ndarray, layout: InputLayout) -> np.ndarray:
+    """`x` checked against `layout`: float64 rows, or an object array of str for text."""
+    if layout.text:
+        if x.ndim != 1:
+            raise invalid_argument(f"expected shape [-1] (one string per row), got {_shape(x)}")
+        if x.dtype.kind not in "OSU":
+            raise invalid_argument(f"expected DT_STRING values, got {x.dtype}")
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in x], dtype=object)
+    n = layout.n_features
+    if x.ndim != 2 or (n is not None and x.shape[1] != n):
+        wanted = f"[-1,{n}] (rows of {n} features)" if n else "[-1,-1] (rows of features)"
+        raise invalid_argument(f"expected shape {wanted}, got {_shape(x)}")
+    if x.dtype.kind not in "biuf":
+        raise invalid_argument(f"expected DT_DOUBLE values, got {x.dtype}")
+    return x.astype(np.float64, copy=False)
+
+
+def _shape(x: np.ndarray) -> str:
+    return f"[{','.join(str(d) for d in x.shape)}]"

@@ -1,28 +1,38 @@
 """One loaded scikit-learn model version: its signatures, metadata and the blocking calls.
 
-Every method here is synchronous and may be slow; the backend runs them in its thread pool.
-Errors raised by the estimator itself propagate unchanged and are translated by the backend.
+`predict`, `classify` and `regress` are synchronous and may be slow; the backend runs them in
+its thread pool. The `*_call` methods are their batchable form: cheap checks that run on the
+event loop and give a `RowCall` (rows plus how to finish the result) for `row_op`, or None
+when the request should run on its own. Errors raised by the estimator itself propagate
+unchanged and are translated by the backend.
+
+Per-call overhead: for an estimator that rejects NaN and holds no other estimators, input that
+`np.isfinite` passes runs under `sklearn.config_context(assume_finite=True)`, so scikit-learn
+skips a check we just made; other input runs with the normal checks (and gets their errors).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import is_classifier, is_regressor
 from sklearn.utils import get_tags
 
 from clients.base import Tensors
 from clients.sklearn_artifacts import Artifact, running_versions
-from clients.sklearn_features import FeatureLayout, examples_to_input
+from clients.sklearn_batching import Batcher, RowCall, RowOp
+from clients.sklearn_features import FeatureLayout, alias_mismatch, checked_rows, examples_to_input
 from clients.sklearn_signatures import (
     INPUT_ALIAS,
     OUTPUT_ALIAS,
-    InputLayout,
     build_signatures,
     input_layout,
+    is_composite,
+    row_wise,
     signature_methods,
     to_output,
 )
@@ -40,6 +50,10 @@ _VERB_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "classify": ("classifier", is_classifier),
     "regress": ("regressor", is_regressor),
 }
+# Batchable requests are checked on the event loop: at most this many numbers in an array,
+# or values in examples (converted one by one in Python); bigger requests run on their own.
+_LOOP_ELEMENTS = 1 << 16
+_LOOP_VALUES = 4096
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,14 @@ class LoadedModel:
     signatures: Mapping[str, Signature]
     features: FeatureLayout
     extra: Mapping[str, object]
+    batchable: frozenset[str] = frozenset()
+    """`row_op` keys whose requests may be merged: methods, "classify", "regress"."""
+    assume_finite: bool = False
+    labels: tuple[str, ...] = ()
+    batchers: dict[str, Batcher] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    """The backend's batchers for this version, by `row_op` key."""
 
     @classmethod
     def build(cls, name: str, version: int, artifact: Artifact) -> LoadedModel:
@@ -69,7 +91,20 @@ class LoadedModel:
         )
         signatures = build_signatures(estimator, layout, methods)
         extra = _extra(artifact, features)
-        return cls(name, version, estimator, methods, signatures, features, extra)
+        ops = {*methods.values(), *(v for v, (_, fits) in _VERB_KINDS.items() if fits(estimator))}
+        classes = getattr(estimator, "classes_", None) if is_classifier(estimator) else None
+        return cls(
+            name,
+            version,
+            estimator,
+            methods,
+            signatures,
+            features,
+            extra,
+            batchable=frozenset(ops) if row_wise(estimator) else frozenset(),
+            assume_finite=not (features.allow_nan or layout.text or is_composite(estimator)),
+            labels=tuple(map(_label, classes)) if classes is not None else (),
+        )
 
     def metadata(self) -> ModelMetadata:
         """This version's signatures and scikit-learn details."""
@@ -77,32 +112,95 @@ class LoadedModel:
 
     def predict(self, signature_name: str, inputs: Tensors) -> dict[str, np.ndarray]:
         """Run the signature's method on `inputs["inputs"]`; return {"outputs": array}."""
-        name = signature_name or DEFAULT_SIGNATURE
-        signature = self.signatures.get(name)
-        if signature is None:
-            raise invalid_argument(
-                f'Serving signature name: "{name}" not found in signature def. '
-                f"Available signatures: {', '.join(sorted(self.signatures))}"
-            )
-        x = self._checked_input(inputs)
-        spec = signature.outputs[OUTPUT_ALIAS]
+        method = self._method(signature_name)
+        x = checked_rows(self._input(inputs), self.features.layout)
         if len(x) == 0:
+            spec = self.signatures[signature_name or DEFAULT_SIGNATURE].outputs[OUTPUT_ALIAS]
             trailing = spec.shape[1:] if spec.shape is not None else ()
             return {OUTPUT_ALIAS: to_output(np.empty((0, *trailing)), spec)}
-        result = getattr(self.estimator, self.methods[name])(x)
-        return {OUTPUT_ALIAS: to_output(result, spec)}
+        return _outputs(self.row_op(method)(x))
+
+    def predict_call(
+        self, signature_name: str, inputs: Tensors, max_rows: int
+    ) -> RowCall[dict[str, np.ndarray]] | None:
+        """`predict` as a batchable call, or None if it should run on its own."""
+        method = self._method(signature_name)
+        x = self._input(inputs)
+        if method not in self.batchable or not _fits(x, max_rows):
+            return None
+        return RowCall(method, checked_rows(x, self.features.layout), _outputs)
 
     def classify(self, signature_name: str, batch: ExampleBatch) -> list[Classification]:
         """(label, score) for every class, per example; scores from predict_proba if it exists."""
         x = self._examples_input("classify", signature_name, batch)
-        scores = self._class_scores(x)
-        labels = [_label(c) for c in self.estimator.classes_]
-        return [Classification(tuple(zip(labels, map(float, row), strict=True))) for row in scores]
+        return self._classifications(self.row_op("classify")(x))
 
     def regress(self, signature_name: str, batch: ExampleBatch) -> list[float]:
         """One predicted value per example; only for single-output regressors."""
         x = self._examples_input("regress", signature_name, batch)
-        y = np.asarray(self.estimator.predict(x), dtype=float)
+        return _floats(self.row_op("regress")(x))
+
+    def classify_call(
+        self, signature_name: str, batch: ExampleBatch, max_rows: int
+    ) -> RowCall[list[Classification]] | None:
+        """`classify` as a batchable call, or None if it should run on its own."""
+        if not self._examples_fit("classify", batch, max_rows):
+            return None
+        x = self._examples_input("classify", signature_name, batch)
+        return RowCall("classify", x, self._classifications)
+
+    def regress_call(
+        self, signature_name: str, batch: ExampleBatch, max_rows: int
+    ) -> RowCall[list[float]] | None:
+        """`regress` as a batchable call, or None if it should run on its own."""
+        if not self._examples_fit("regress", batch, max_rows):
+            return None
+        return RowCall("regress", self._examples_input("regress", signature_name, batch), _floats)
+
+    def row_op(self, key: str) -> RowOp:
+        """The row-wise computation behind a `RowCall` key; runs in the pool."""
+        if key == "classify":
+            return self._class_scores
+        if key == "regress":
+            return self._regress_values
+        spec = next(s for n, s in self.signatures.items() if self.methods[n] == key)
+        output = spec.outputs[OUTPUT_ALIAS]
+        return lambda x: to_output(self._call(key, x), output)
+
+    def _call(self, method: str, x: np.ndarray) -> Any:
+        """`estimator.method(x)`, skipping scikit-learn's finiteness check once we made it."""
+        fn = getattr(self.estimator, method)
+        if self.assume_finite and x.dtype.kind == "f" and np.isfinite(x).all():
+            with config_context(assume_finite=True):
+                return fn(x)
+        return fn(x)
+
+    def _method(self, signature_name: str) -> str:
+        name = signature_name or DEFAULT_SIGNATURE
+        method = self.methods.get(name)
+        if method is None:
+            raise invalid_argument(
+                f'Serving signature name: "{name}" not found in signature def. '
+                f"Available signatures: {', '.join(sorted(self.signatures))}"
+            )
+        return method
+
+    def _input(self, inputs: Tensors) -> np.ndarray:
+        if len(inputs) != 1 or INPUT_ALIAS not in inputs:
+            raise invalid_argument(alias_mismatch(sorted(inputs)))
+        return np.asarray(inputs[INPUT_ALIAS])
+
+    def _examples_fit(self, verb: str, batch: ExampleBatch, max_rows: int) -> bool:
+        rows = len(batch.examples)
+        values = rows * (self.features.layout.n_features or 1)
+        return verb in self.batchable and 0 < rows <= max_rows and values <= _LOOP_VALUES
+
+    def _classifications(self, scores: np.ndarray) -> list[Classification]:
+        labels = self.labels
+        return [Classification(tuple(zip(labels, map(float, row), strict=True))) for row in scores]
+
+    def _regress_values(self, x: np.ndarray) -> np.ndarray:
+        y = np.asarray(self._call("predict", x), dtype=float)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
@@ -110,12 +208,7 @@ class LoadedModel:
                 f"Model {self.name} has {y.shape[1]} outputs per example; :regress needs a "
                 "single-output regressor, use :predict instead"
             )
-        return [float(v) for v in y]
-
-    def _checked_input(self, inputs: Tensors) -> np.ndarray:
-        if set(inputs) != {INPUT_ALIAS}:
-            raise invalid_argument(_alias_mismatch(sorted(inputs)))
-        return _checked_array(np.asarray(inputs[INPUT_ALIAS]), self.features.layout)
+        return y
 
     def _examples_input(self, verb: str, signature_name: str, batch: ExampleBatch) -> np.ndarray:
         """Check that the model and signature suit `verb`; then `batch` as estimator input."""
@@ -141,8 +234,8 @@ class LoadedModel:
 
     def _class_scores(self, x: np.ndarray) -> np.ndarray:
         if _score_method(self.estimator) == "predict_proba":
-            return np.asarray(self.estimator.predict_proba(x))
-        scores = np.asarray(self.estimator.decision_function(x), dtype=float)
+            return np.asarray(self._call("predict_proba", x))
+        scores = np.asarray(self._call("decision_function", x), dtype=float)
         return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
 
 
@@ -152,32 +245,17 @@ def _score_method(estimator: Any) -> str:
     return "predict_proba" if has_proba else "decision_function"
 
 
-def _alias_mismatch(sent: list[str]) -> str:
-    """TF Serving's wording for inputs that are not exactly the signature's aliases."""
-    extra = ",".join(a for a in sent if a != INPUT_ALIAS)
-    missing = "" if INPUT_ALIAS in sent else INPUT_ALIAS
-    return (
-        f"input size does not match signature: {len(sent)}!=1 "
-        f"len({{{','.join(sent)}}}) != len({{{INPUT_ALIAS}}}). "
-        f"Sent extra: {{{extra}}}. Missing but required: {{{missing}}}."
-    )
+def _outputs(rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {OUTPUT_ALIAS: rows}
 
 
-def _checked_array(x: np.ndarray, layout: InputLayout) -> np.ndarray:
-    shape = f"[{','.join(str(d) for d in x.shape)}]"
-    if layout.text:
-        if x.ndim != 1:
-            raise invalid_argument(f"expected shape [-1] (one string per row), got {shape}")
-        if x.dtype.kind not in "OSU":
-            raise invalid_argument(f"expected DT_STRING values, got {x.dtype}")
-        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in x], dtype=object)
-    n = layout.n_features
-    if x.ndim != 2 or (n is not None and x.shape[1] != n):
-        wanted = f"[-1,{n}] (rows of {n} features)" if n else "[-1,-1] (rows of features)"
-        raise invalid_argument(f"expected shape {wanted}, got {shape}")
-    if x.dtype.kind not in "biuf":
-        raise invalid_argument(f"expected DT_DOUBLE values, got {x.dtype}")
-    return x.astype(np.float64, copy=False)
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(v) for v in values]
+
+
+def _fits(x: np.ndarray, max_rows: int) -> bool:
+    """Whether `x` is small enough to check on the event loop and merge with others."""
+    return x.ndim > 0 and 0 < len(x) <= max_rows and x.size <= _LOOP_ELEMENTS
 
 
 def _label(value: object) -> str:
@@ -197,6 +275,7 @@ def _extra(artifact: Artifact, features: FeatureLayout) -> dict[str, object]:
         "version_mismatch": "sklearn" in mismatched,
         "mismatched": mismatched,
         "feature_names": list(features.feature_names) if features.feature_names else None,
+        "warnings": list(artifact.warnings),
     }
     if is_classifier(estimator):
         info["classes"] = [_label(c) for c in estimator.classes_]

@@ -13,6 +13,8 @@ and "<method>:0" for outputs ("predict_proba:0"). An output's dtype and shape ar
 running the method on one all-zero row at load time; when that fails (or the number of
 features is unknown), the dtype falls back to the classifier's `classes_` dtype (predict)
 or DT_DOUBLE, and the rank is unknown.
+
+`row_wise` decides whether requests may be merged into one call (see `clients.sklearn_batching`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ _NUMPY_DTYPES: tuple[tuple[DType, np.dtype[Any]], ...] = tuple(
         (DType.DT_COMPLEX128, np.complex128),
     )
 )
+# scikit-learn classes whose methods are not row-wise for every parameter setting:
+# a FunctionTransformer runs any function; DummyClassifier draws random labels per call.
+_NOT_ROW_WISE = frozenset({"FunctionTransformer", "DummyClassifier"})
 _TO_DTYPE = {np_dtype: dtype for dtype, np_dtype in _NUMPY_DTYPES}
 _TO_NUMPY = dict(_NUMPY_DTYPES)
 
@@ -152,6 +157,53 @@ def _probe(estimator: Any, layout: InputLayout, method: str) -> np.ndarray | Non
     if row is None:
         return None
     try:
-        return dense(getattr(estimator, method)(row))
+        with np.errstate(all="ignore"):  # e.g. predict_log_proba of a zero probability
+            return dense(getattr(estimator, method)(row))
     except Exception:  # e.g. a model whose pipeline takes the log of its input
         return None
+
+
+def row_wise(estimator: Any) -> bool:
+    """Whether every method computes each output row from its input row alone.
+
+    True for scikit-learn's own estimators (nested ones included), except those that run a
+    user function or draw random numbers per call. Anything else (a class from another
+    library, a callable parameter such as a custom tokenizer or metric) is assumed not to be.
+    """
+    parts = [estimator, *_params(estimator, deep=True).values()]
+    for part in parts:
+        if isinstance(part, type):
+            continue
+        if hasattr(part, "get_params"):
+            cls = type(part)
+            if not cls.__module__.startswith("sklearn.") or cls.__name__ in _NOT_ROW_WISE:
+                return False
+        elif callable(part):
+            return False
+    return True
+
+
+def is_composite(estimator: Any) -> bool:
+    """Whether `estimator` holds other estimators (a Pipeline, an ensemble of estimators, ...)."""
+    return any(
+        (hasattr(value, "get_params") and not isinstance(value, type))
+        or (
+            isinstance(value, list | tuple)
+            and any(hasattr(v, "get_params") or isinstance(v, tuple) for v in value)
+        )
+        for value in _params(estimator, deep=False).values()
+    )
+
+
+def _params(estimator: Any, *, deep: bool) -> dict[str, Any]:
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:
+        return {}
+    try:
+        return dict(get_params(deep=deep))
+    except Exception:  # a broken or exotic get_params: assume the worst in the callers
+        return {"": _opaque}
+
+
+def _opaque() -> None:
+    """Stands for parameters we could not read."""

@@ -51,6 +51,7 @@ class ModelRegistry:
         """Start the embedded TF server (if any) and every backend."""
         if self.embedded is not None:
             self.embedded.start()
+            self.embedded.supervise()
         for backend in self._backends:
             await backend.start()
 
@@ -88,6 +89,7 @@ def build_registry(settings: Settings) -> ModelRegistry:
             [model.source() for model in embedded_models],
             port=settings.embedded_port,
             poll_seconds=settings.embedded_poll_seconds,
+            start_timeout_seconds=settings.embedded_start_timeout_seconds,
         )
         by_target.setdefault(embedded.target, []).extend(embedded_models)
     if by_target:
@@ -99,6 +101,9 @@ def build_registry(settings: Settings) -> ModelRegistry:
                 timeout_seconds=settings.request_timeout_seconds,
                 max_message_bytes=settings.grpc_max_message_bytes,
                 metadata_ttl_seconds=settings.metadata_ttl_seconds,
+                retry_max_attempts=settings.tf_retry_max_attempts,
+                retry_initial_backoff_seconds=settings.tf_retry_initial_backoff_seconds,
+                retry_max_backoff_seconds=settings.tf_retry_max_backoff_seconds,
             )
             backends.append(backend)
             entries += [ModelEntry(model.name, "tensorflow", backend) for model in models]
@@ -106,9 +111,17 @@ def build_registry(settings: Settings) -> ModelRegistry:
     sklearn_models = [model for model in settings.models if model.platform == "sklearn"]
     if sklearn_models:
         from clients.sklearn_backend import SklearnBackend
+        from clients.sklearn_batching import BatchingOptions
 
         sklearn = SklearnBackend(
-            [model.source() for model in sklearn_models], max_workers=settings.sklearn_workers
+            [model.source() for model in sklearn_models],
+            max_workers=settings.sklearn_workers,
+            poll_seconds=settings.sklearn_poll_seconds,
+            batching=BatchingOptions(
+                enabled=settings.batching_enabled,
+                max_size=settings.batch_max_size,
+                max_wait_ms=settings.batch_max_wait_ms,
+            ),
         )
         backends.append(sklearn)
         entries += [ModelEntry(model.name, "sklearn", sklearn) for model in sklearn_models]

@@ -59,7 +59,8 @@ class ModelConfig(BaseModel):
     )
     sha256: dict[int, str] = Field(
         default_factory=dict,
-        description="sklearn only: version -> SHA-256 hex digest its joblib artifact must have.",
+        description="sklearn only: version -> SHA-256 hex digest its artifact file "
+        "(model.joblib or model.skops) must have before it is loaded.",
     )
 
     @field_validator("name")

@@ -390,35 +390,44 @@ async def test_status_errors(start: Start) -> None:
     )
 
 
+def patch_release(version: str) -> str:
+    """`version` with another patch number: same major.minor, so it still loads."""
+    major, minor = version.split(".")[:2]
+    return f"{major}.{minor}.999"
+
+
 async def test_joblib_artifact_without_sidecar_reports_version_mismatch(
     start: Start, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     version_dir = models_dir / "old" / "1"
     version_dir.mkdir(parents=True)
-    with monkeypatch.context() as patch:  # pickle it as an older scikit-learn would
-        patch.setattr(sklearn.base, "__version__", "1.0.2")
+    older = patch_release(sklearn.__version__)
+    with monkeypatch.context() as patch:  # pickle it as another scikit-learn patch release would
+        patch.setattr(sklearn.base, "__version__", older)
         joblib.dump(iris_model(), version_dir / "model.joblib")
-    backend = await start("old")
+    backend = await start(source(models_dir, "old", allow_pickle=True))
     info: Any = (await backend.metadata(ModelSpec("old"))).extra["sklearn"]
     assert info["format"] == "joblib"
-    assert info["saved_with"] == {"sklearn": "1.0.2"}
+    assert info["saved_with"] == {"sklearn": older}
     assert info["version_mismatch"] is True
+    assert "no metadata.json" in info["warnings"][0]
     out = await backend.predict(ModelSpec("old", 1), {"inputs": ROWS})
     assert out["outputs"].tolist() == [0, 1, 2]
 
 
-async def test_sidecar_version_mismatch(start: Start, models_dir: Path) -> None:
+async def test_sidecar_patch_version_mismatch_still_loads(start: Start, models_dir: Path) -> None:
     save_model(iris_model(), models_dir / "lib" / "1", fmt="joblib")
     sidecar = models_dir / "lib" / "1" / "metadata.json"
     data = json.loads(sidecar.read_text())
-    data["saved_with"]["sklearn"] = "0.24.0"
+    data["saved_with"]["sklearn"] = patch_release(sklearn.__version__)
     sidecar.write_text(json.dumps(data))
-    backend = await start("lib")
+    backend = await start(source(models_dir, "lib", allow_pickle=True))
     info: Any = (await backend.metadata(ModelSpec("lib"))).extra["sklearn"]
-    assert (info["format"], info["version_mismatch"], info["mismatched"]) == (
+    assert (info["format"], info["version_mismatch"], info["mismatched"], info["warnings"]) == (
         "joblib",
         True,
         ["sklearn"],
+        [],
     )
 
 
