@@ -14,6 +14,7 @@ from clients.types import (
     FeatureKind,
     invalid_argument,
 )
+from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
 from gateway.json_values import (
     decode_b64_object,
     format_error,
@@ -28,10 +29,14 @@ _INT64_MAX = 2**63 - 1
 _MISSING = object()
 
 
-def decode_examples(doc: Mapping[str, object]) -> ExampleBatch:
-    """The `context` and `examples` of a classify/regress body, checked in TF Serving's order."""
+def decode_examples(doc: Mapping[str, object], limits: JsonLimits = DEFAULT_LIMITS) -> ExampleBatch:
+    """The `context` and `examples` of a classify/regress body, checked in TF Serving's order.
+
+    400 if all features together hold more than `limits.max_elements` values, or a string
+    longer than `limits.max_string_bytes`.
+    """
     context_value = doc.get("context", _MISSING)
-    context = None if context_value is _MISSING else _example(context_value)
+    context = None if context_value is _MISSING else _example(context_value, limits)
     examples = doc.get("examples", _MISSING)
     if examples is _MISSING:
         raise format_error(
@@ -41,7 +46,11 @@ def decode_examples(doc: Mapping[str, object]) -> ExampleBatch:
         raise format_error(doc, "Expecting 'examples' value to be an list/array")
     if not examples:
         raise format_error(doc, "'examples' value is an empty array")
-    return ExampleBatch(examples=tuple(_example(item) for item in examples), context=context)
+    count = sum(map(_value_count, examples)) + _value_count(context_value)
+    limits.check_elements(count, "feature values")
+    return ExampleBatch(
+        examples=tuple(_example(item, limits) for item in examples), context=context
+    )
 
 
 def encode_classify(results: Sequence[Classification]) -> bytes:
@@ -72,14 +81,21 @@ def _float32_texts(values: list[float]) -> list[str]:
     return tensor_texts(array, split_rows=True)
 
 
-def _example(value: object) -> Example:
+def _value_count(example: object) -> int:
+    """How many feature values an example holds (0 for anything but an object)."""
+    if not isinstance(example, dict):
+        return 0
+    return sum(len(content) if isinstance(content, list) else 1 for content in example.values())
+
+
+def _example(value: object, limits: JsonLimits) -> Example:
     if not isinstance(value, dict):
         raise invalid_argument(f"Example must be JSON object but got JSON {json_type_name(value)}")
-    return {name: _feature(name, content) for name, content in value.items()}
+    return {name: _feature(name, content, limits) for name, content in value.items()}
 
 
-def _feature(name: str, content: object) -> Feature:
-    builder = _FeatureBuilder(name)
+def _feature(name: str, content: object, limits: JsonLimits) -> Feature:
+    builder = _FeatureBuilder(name, limits)
     for item in content if isinstance(content, list) else [content]:
         builder.add(item)
     return builder.build()
@@ -88,8 +104,9 @@ def _feature(name: str, content: object) -> Feature:
 class _FeatureBuilder:
     """TF Serving's AddValueToFeature: the first element fixes the feature's kind."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, limits: JsonLimits) -> None:
         self.name = name
+        self.limits = limits
         self.kind: FeatureKind | None = None
         self.values: list[object] = []
 
@@ -107,8 +124,9 @@ class _FeatureBuilder:
             self.append("int64", int(item))
         elif isinstance(item, dict):
             self.expect("bytes")
-            self.append("bytes", decode_b64_object(item))
+            self.append("bytes", decode_b64_object(item, self.limits))
         elif isinstance(item, str):
+            self.limits.check_text(item)
             self.append("bytes", utf8(item))
         elif isinstance(item, float):
             self.append("float", item)

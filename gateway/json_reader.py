@@ -1,7 +1,8 @@
 """Request body parsing as TF Serving does it: rapidjson, kParseNanAndInfFlag, stop when done.
 
-`parse_body` first tries orjson (fast, C). Whatever orjson accepts, rapidjson accepts with
-the same values. When orjson refuses (NaN/Infinity tokens, trailing bytes, a BOM, invalid
+`parse_body` first checks the nesting depth on the raw bytes (`gateway.json_limits`), then
+tries orjson (fast, C). Whatever orjson accepts, rapidjson accepts with the same values.
+When orjson refuses (NaN/Infinity tokens, trailing bytes, a BOM, invalid
 UTF-8 in strings, nesting deeper than 1024, or a real syntax error) the body is parsed
 again by `_Reader`, an iterative (so any depth) re-implementation of rapidjson's reader
 that reproduces its error messages and offsets.
@@ -23,6 +24,7 @@ import re
 import orjson
 
 from clients.types import invalid_argument
+from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
 from gateway.json_values import json_value_to_string
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]*")
@@ -67,11 +69,16 @@ class _ParseError(Exception):
         self.offset = offset
 
 
-def parse_body(body: bytes) -> dict[str, object]:
-    """Parse a request body; 400 with TF Serving's message if invalid or not an object."""
+def parse_body(body: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> dict[str, object]:
+    """Parse a request body; 400 with TF Serving's message if invalid or not an object.
+
+    Also 400 if it nests deeper than `limits.max_depth` (checked before parsing).
+    """
     if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
-    doc = _parse_value(body if isinstance(body, bytes) else bytes(body))
+    data = body if isinstance(body, bytes) else bytes(body)
+    limits.check_depth(data)
+    doc = _parse_value(data)
     if not isinstance(doc, dict):
         raise invalid_argument(f"JSON Value: {json_value_to_string(doc)} Is not object")
     return doc
@@ -309,16 +316,20 @@ class _Reader:
         digits = self.digits()
         if not digits:
             raise _ParseError(MISS_EXPONENT, self.pos)
-        if not negative and int(digits) > 308 - _fraction_exponent(whole, fraction or "", minus):
-            raise _ParseError(TOO_BIG, start)
+        if not negative:
+            limit = 308 - _fraction_exponent(whole, fraction or "", minus)
+            significant = digits.lstrip("0")  # int() of > 4300 digits raises ValueError
+            if len(significant) > len(str(limit)) or int(significant or "0") > limit:
+                raise _ParseError(TOO_BIG, start)
         return ("-" if negative else "") + digits
 
 
 def _integer_token(text: str, start: int) -> int | float:
     """rapidjson stores integer tokens beyond int64/uint64 as doubles."""
-    value = int(text)
-    if _INT64_MIN <= value <= _UINT64_MAX:
-        return value
+    if len(text) <= 21:  # sign and 20 digits hold int64/uint64; int() of > 4300 digits raises
+        value = int(text)
+        if _INT64_MIN <= value <= _UINT64_MAX:
+            return value
     as_float = float(text)
     if math.isinf(as_float):
         raise _ParseError(TOO_BIG, start)

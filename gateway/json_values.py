@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from clients.types import DType, ServingError, invalid_argument
+from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
 from gateway.json_numbers import format_float, rapidjson_double_text
 
 B64_KEY = "b64"
@@ -88,16 +89,18 @@ def is_b64_object(value: object) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64_KEY), str)
 
 
-def decode_b64_object(value: object) -> bytes:
+def decode_b64_object(value: object, limits: JsonLimits = DEFAULT_LIMITS) -> bytes:
     """Decode a b64 object as absl::Base64Unescape does; 400 on anything else."""
     if not is_b64_object(value):
         raise invalid_argument(
             f"JSON Value: {json_value_to_string(value)} not formatted correctly for base64 data"
         )
     assert isinstance(value, dict)
+    limits.check_text(value[B64_KEY], "a base64 string")
     decoded = decode_base64(value[B64_KEY])
     if decoded is None:
         raise invalid_argument("Unable to base64 decode")
+    limits.check_bytes(len(decoded), "a decoded base64 string")
     return decoded
 
 

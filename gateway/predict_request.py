@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from math import prod
 
 import numpy as np
 import numpy.typing as npt
 
 from clients.types import ServingError, TensorSpec, invalid_argument
-from gateway.json_tensor import Shape, array_from_flat, exact_values, fast_tensor, tensor_from_json
+from gateway.json_fast import Shape, regular_rows, rows_to_array
+from gateway.json_limits import DEFAULT_LIMITS, ElementCount, JsonLimits
+from gateway.json_tensor import array_from_flat, exact_values, tensor_from_json
 from gateway.json_values import (
     format_error,
     is_b64_object,
@@ -34,9 +37,15 @@ class RequestFormat(enum.Enum):
 
 
 def decode_predict(
-    doc: Mapping[str, object], inputs: Mapping[str, TensorSpec]
+    doc: Mapping[str, object],
+    inputs: Mapping[str, TensorSpec],
+    limits: JsonLimits = DEFAULT_LIMITS,
 ) -> tuple[Tensors, RequestFormat]:
-    """Build one tensor per signature input from a parsed predict request body."""
+    """Build one tensor per signature input from a parsed predict request body.
+
+    400 if the tensors hold more than `limits.max_elements` values in all, or a string
+    longer than `limits.max_string_bytes`.
+    """
     signature_name = signature_name_of(doc)  # TF Serving checks it before anything else
     if not inputs:
         name = signature_name or "DEFAULT"
@@ -53,9 +62,9 @@ def decode_predict(
             raise format_error(doc, "Expecting 'instances' to be an list/array")
         if not instances:
             raise format_error(doc, "No values in 'instances' array")
-        return _decode_rows(instances, inputs), RequestFormat.ROW
+        return _decode_rows(instances, inputs, limits), RequestFormat.ROW
     if columns is not _MISSING:
-        return _decode_columns(columns, inputs), RequestFormat.COLUMNAR
+        return _decode_columns(columns, inputs, limits), RequestFormat.COLUMNAR
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
@@ -63,7 +72,9 @@ def _is_element_object(value: object) -> bool:
     return isinstance(value, dict) and not is_b64_object(value)
 
 
-def _decode_columns(columns: object, inputs: Mapping[str, TensorSpec]) -> Tensors:
+def _decode_columns(
+    columns: object, inputs: Mapping[str, TensorSpec], limits: JsonLimits
+) -> Tensors:
     names = sorted(inputs)
     if not isinstance(columns, dict) or is_b64_object(columns):
         if len(names) > 1:
@@ -71,28 +82,32 @@ def _decode_columns(columns: object, inputs: Mapping[str, TensorSpec]) -> Tensor
                 "inputs is a plain value/list, but expecting an object as multiple input "
                 "tensors required as per tensorinfo_map"
             )
-        return {names[0]: tensor_from_json(columns, inputs[names[0]].dtype)}
+        count = ElementCount(limits, [columns])
+        return {names[0]: tensor_from_json(columns, inputs[names[0]].dtype, count)}
     tensors: Tensors = {}
+    count = ElementCount(limits, [columns.get(name) for name in names])
     for name in names:
         if name not in columns:
             raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
-        tensors[name] = tensor_from_json(columns[name], inputs[name].dtype)
+        tensors[name] = tensor_from_json(columns[name], inputs[name].dtype, count)
     return tensors
 
 
-def _decode_rows(instances: list[object], inputs: Mapping[str, TensorSpec]) -> Tensors:
+def _decode_rows(
+    instances: list[object], inputs: Mapping[str, TensorSpec], limits: JsonLimits
+) -> Tensors:
     if not isinstance(instances[0], dict) and len(inputs) > 1:
         raise invalid_argument(
             "instances is a plain list, but expecting list of objects as multiple input "
             "tensors required as per tensorinfo_map"
         )
     by_object = _is_element_object(instances[0])
-    fast = _fast_rows(instances, inputs, by_object)
-    return fast if fast is not None else _RowBatcher(inputs).run(instances, by_object)
+    fast = _fast_rows(instances, inputs, by_object, limits)
+    return fast if fast is not None else _RowBatcher(inputs, limits).run(instances, by_object)
 
 
 def _fast_rows(
-    instances: list[object], inputs: Mapping[str, TensorSpec], by_object: bool
+    instances: list[object], inputs: Mapping[str, TensorSpec], by_object: bool, limits: JsonLimits
 ) -> Tensors | None:
     """Stack every row at once when that is certainly what the row-by-row walk yields."""
     names = sorted(inputs)
@@ -106,8 +121,14 @@ def _fast_rows(
     else:
         return None
     tensors: Tensors = {}
+    count = ElementCount(limits, list(columns.values()))
     for name, value in columns.items():
-        tensor = fast_tensor(value, inputs[name].dtype)
+        regular = regular_rows(value, inputs[name].dtype)
+        if regular is None:
+            return None
+        shape, rows = regular
+        count.add(prod(shape))
+        tensor = rows_to_array(rows, inputs[name].dtype, shape, limits)
         if tensor is None:
             return None
         tensors[name] = tensor
@@ -117,8 +138,9 @@ def _fast_rows(
 class _RowBatcher:
     """TF Serving's FillTensorMapFromInstancesList, element by element, with its errors."""
 
-    def __init__(self, inputs: Mapping[str, TensorSpec]) -> None:
+    def __init__(self, inputs: Mapping[str, TensorSpec], limits: JsonLimits) -> None:
         self.inputs = inputs
+        self.limits = limits
         self.values: dict[str, list[object]] = {}
         self.shapes: dict[str, Shape] = {}
         self.sizes: dict[str, int] = {}
@@ -134,6 +156,7 @@ class _RowBatcher:
                 )
             else:
                 self.add_item(row, names[0], f"{index}")
+        self.limits.check_elements(sum(map(len, self.values.values())))
         return {
             name: array_from_flat(
                 values, self.inputs[name].dtype, (len(instances), *self.shapes[name])
@@ -165,7 +188,7 @@ class _RowBatcher:
     def check_and_add(self, value: object, name: str) -> None:
         if name not in self.inputs:
             raise invalid_argument(f"JSON object: does not have named input: {name}")
-        flat, shape = exact_values(value, self.inputs[name].dtype)
+        flat, shape = exact_values(value, self.inputs[name].dtype, self.limits)
         if name not in self.sizes:
             self.sizes[name], self.shapes[name] = len(flat), shape
             self.values[name] = []

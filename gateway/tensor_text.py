@@ -1,6 +1,7 @@
 """JSON text of a numpy tensor, written the way TF Serving writes values (spec O3, O4, O5).
 
-The whole text is produced by a single ``template % values``: every element gets a
+Integer and bool tensors are written by orjson (its text is TF Serving's). For the others
+the whole text is produced by a single ``template % values``: every element gets a
 printf piece chosen by numpy (see `gateway.json_numbers.float_format_codes`) joined with
 the brackets and commas that follow it, so no Python function runs per element for
 numeric tensors. Row splitting (one text per 0-th dimension slice, for the `predictions`
@@ -13,6 +14,7 @@ import base64
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from clients.types import invalid_argument
 from gateway.json_numbers import CONSUMES_VALUE, FORMATS, float_format_codes
@@ -20,6 +22,7 @@ from gateway.json_values import json_string
 
 _ROW_MARK = "\x00"
 _INT_KINDS = {"i", "u"}
+_ORJSON_KINDS = {"i", "u", "b"}
 _UNWRITABLE = {np.dtype(np.uint16), np.dtype(np.complex64), np.dtype(np.complex128)}
 Elements = tuple[tuple[str, ...], npt.NDArray[np.intp], list[object]]
 
@@ -28,6 +31,8 @@ def tensor_texts(
     array: npt.NDArray[np.generic], *, b64: bool = False, split_rows: bool = False
 ) -> list[str]:
     """The tensor's nested JSON text, or (split_rows) one text per slice along axis 0."""
+    if array.ndim and array.dtype.kind in _ORJSON_KINDS and array.dtype not in _UNWRITABLE:
+        return _orjson_texts(array, split_rows)
     inner = array.shape[1:] if split_rows else array.shape
     if array.size == 0:
         rows = array.shape[0] if split_rows else 1
@@ -43,6 +48,17 @@ def tensor_texts(
     pieces[-1] = formats[codes[-1]] + "]" * rank
     text = ("[" * rank + "".join(pieces.tolist())) % tuple(values)
     return text.split(_ROW_MARK) if split_rows else [text]
+
+
+def _orjson_texts(array: npt.NDArray[np.generic], split_rows: bool) -> list[str]:
+    """Integers and bools: orjson writes exactly TF Serving's text, in C."""
+    native = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("="), copy=False)
+    if not split_rows:
+        return [orjson.dumps(native, option=orjson.OPT_SERIALIZE_NUMPY).decode()]
+    if native.ndim == 1:
+        text = orjson.dumps(native, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return text[1:-1].split(",") if native.size else []
+    return [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY).decode() for row in native]
 
 
 def _closing_brackets(inner: tuple[int, ...], count: int) -> npt.NDArray[np.intp]:
