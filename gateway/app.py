@@ -10,15 +10,29 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from clients.types import ServingError
 from gateway.dataplane import DataPlane
 from gateway.registry import ModelRegistry, build_registry
 from gateway.settings import Settings
-from routers import health, tfserving_v1
+from routers import health, metrics, tfserving_v1
+from routers.edge import EdgeMiddleware
 from routers.errors import handle_serving_error, handle_unexpected_error, json_error
+from routers.observability import ObservabilityMiddleware
 
 logger = logging.getLogger(__name__)
+
+CORS_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_REQUEST_HEADERS = [
+    "Content-Type",
+    "Content-Encoding",
+    "Authorization",
+    "X-API-Key",
+    "X-Request-ID",
+    "X-Request-Timeout",
+]
+CORS_EXPOSED_HEADERS = ["X-Request-ID", "Server-Timing", "Retry-After"]
 
 _DESCRIPTION = """
 TensorFlow Serving's REST API for TensorFlow models (forwarded over gRPC to
@@ -56,7 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.shutting_down = False  # see begin_shutdown
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(tfserving_v1.router)
     app.add_api_route(
         "/{path:path}",
@@ -67,7 +83,24 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ServingError, handle_serving_error)
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(Exception, handle_unexpected_error)
+    # Middleware added later wraps what was added before: the edge (shedding, auth,
+    # deadline, body limits) is innermost, CORS around it, observability outermost.
+    app.add_middleware(EdgeMiddleware, settings=settings)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
+    app.add_middleware(ObservabilityMiddleware, settings=settings)  # keep last: outermost
     return app
+
+
+def begin_shutdown(app: FastAPI) -> None:
+    """The server is stopping: /readyz answers 503 from now on (gateway.server calls this)."""
+    app.state.shutting_down = True
 
 
 async def _fallback(request: Request) -> Response:

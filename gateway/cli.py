@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import uvicorn
-
-from gateway.app import create_app
+from gateway import server
+from gateway.logs import configure_logging
 from gateway.settings import Settings, load_settings
 
 logger = logging.getLogger("gateway")
@@ -34,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument("--host", help="bind address (env GATEWAY_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (env GATEWAY_PORT, default 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (env GATEWAY_WORKERS, default 1)"
+    )
 
     build = commands.add_parser("build-examples", help="build the example models")
     build.add_argument("--out", type=Path, default=DEFAULT_CONFIG.parent / "models")
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "build-examples":
         build_examples(args.out)
     else:
-        overrides = {key: value for key in ("host", "port") if (value := getattr(args, key))}
+        overrides = {
+            key: value for key in ("host", "port", "workers") if (value := getattr(args, key))
+        }
         serve_forever(_settings(args.config, overrides))
 
 
@@ -63,10 +67,11 @@ def build_examples(out: Path) -> None:
 
 
 def serve_forever(settings: Settings) -> None:
-    """Run the gateway with uvicorn until interrupted."""
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-    )
+    """Run the gateway with uvicorn until SIGTERM/SIGINT (see gateway.server)."""
+    configure_logging(settings)
+    server.serve(settings, setup_worker_logging)
+
+
+def setup_worker_logging(settings: Settings) -> None:
+    """Logging of a worker process (`--workers` > 1), as `serve_forever` sets it up here."""
+    configure_logging(settings)

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.types import Send
 
 from clients.types import Code, ServingError
 from gateway.codec import encode_error
@@ -35,10 +36,33 @@ HTTP_STATUS_OF_CODE: dict[Code, int] = {
 
 JSON = "application/json"
 
+# Statuses that tell the caller to come back: each carries `Retry-After` (seconds).
+RETRYABLE_STATUSES = frozenset({429, 503})
+RETRY_AFTER_SECONDS = "1"
+
 
 def json_error(status_code: int, message: str) -> Response:
-    """A JSON error response with `message` as the only field."""
-    return Response(encode_error(message), status_code=status_code, media_type=JSON)
+    """A JSON error response with `message` as the only field (429/503 add Retry-After)."""
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status_code in RETRYABLE_STATUSES else None
+    return Response(
+        encode_error(message), status_code=status_code, media_type=JSON, headers=headers
+    )
+
+
+async def send_json_error(
+    send: Send, status_code: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Send `json_error(status_code, message)` as raw ASGI messages (for middleware)."""
+    body = encode_error(message)
+    raw_headers = [
+        (b"content-type", JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    if status_code in RETRYABLE_STATUSES:
+        raw_headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
+    await send({"type": "http.response.start", "status": status_code, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def serving_error_response(error: ServingError) -> Response:

@@ -1,6 +1,9 @@
-"""Kubernetes probes: liveness (the process answers) and readiness (every model can serve)."""
+"""Kubernetes probes: liveness (the process answers) and readiness (every model can serve,
+and the server is not shutting down)."""
 
 from __future__ import annotations
+
+import re
 
 import orjson
 from fastapi import APIRouter, Request
@@ -10,6 +13,9 @@ from gateway.dataplane import DataPlane
 from routers.errors import JSON
 
 router = APIRouter(tags=["Health"])
+
+# /readyz stays open when API keys are set: it must not tell strangers where files live.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/[^\s'\",;]+")
 
 
 @router.get("/healthz", summary="Liveness: the gateway process is up")
@@ -24,9 +30,19 @@ async def liveness() -> Response:
     responses={503: {"description": "Some model cannot serve; the body names it and why"}},
 )
 async def readiness(request: Request) -> Response:
-    """200 when every model has an AVAILABLE version, else 503 naming each one that has not."""
+    """200 when every model has an AVAILABLE version, else 503 naming each one that has not.
+
+    Also 503 from the moment the server is told to stop (SIGTERM), so a load balancer
+    stops sending while in-flight requests finish.
+    """
+    if request.app.state.shutting_down:
+        body = {"error": "Not ready: shutting down", "models": {}}
+        return Response(orjson.dumps(body), status_code=503, media_type=JSON)
     dataplane: DataPlane = request.app.state.dataplane
-    problems = await dataplane.unready_models()
+    problems = {
+        name: _ABSOLUTE_PATH.sub("<path>", reason) + f" (details: GET /v1/models/{name})"
+        for name, reason in (await dataplane.unready_models()).items()
+    }
     if not problems:
         return Response(orjson.dumps({"status": "ready"}), media_type=JSON)
     summary = "; ".join(f"{name}: {reason}" for name, reason in problems.items())

@@ -16,12 +16,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from clients.types import ModelSpec, ServingError
+from clients.types import DEFAULT_SIGNATURE, ModelSpec, ServingError
 from gateway import codec
+from gateway.codec import JsonLimits
 from gateway.dataplane import DataPlane
 from gateway.model_json import metadata_json, status_json
 from routers import schemas
 from routers.errors import JSON, serving_error_response
+from routers.request_record import UNKNOWN_MODEL, RequestRecord, record_of
 from routers.v1_paths import V1Route, parse_v1_path
 
 router = APIRouter(tags=["TensorFlow Serving REST API (v1)"])
@@ -32,17 +34,34 @@ async def v1_endpoint(request: Request) -> Response:
     if request.method == "OPTIONS":
         return _options(request)
     dataplane: DataPlane = request.app.state.dataplane
+    record = record_of(request.scope)
+    record.verb = "malformed"  # until the path parses
+    record.start()
     try:
         route = parse_v1_path(request.method, raw_path(request.scope))
+        record.verb = route.kind
+        known = dataplane.registry.find(_name(route)) is not None
+        record.model = _name(route) if known else UNKNOWN_MODEL
         if route.kind == "status":
-            content = status_json(await dataplane.status(_name(route), route.version))
+            statuses = await dataplane.status(_name(route), route.version)
+            record.called()
+            record.succeeded("" if route.version is None else str(route.version), "")
+            content = status_json(statuses)
         elif route.kind == "metadata":
-            content = metadata_json(await dataplane.metadata(_spec(route)))
+            metadata = await dataplane.metadata(_spec(route))
+            record.called()
+            record.succeeded(str(metadata.version), "")
+            content = metadata_json(metadata)
         else:
-            content = await _VERBS[route.kind](dataplane, route, await request.body())
+            body = await request.body()
+            record.start()  # the time spent receiving the body is not parsing
+            content = await _VERBS[route.kind](dataplane, route, body, record, _limits(request))
     except ServingError as error:
-        return serving_error_response(error)
-    return Response(content, media_type=JSON)
+        response = serving_error_response(error)
+    else:
+        response = Response(content, media_type=JSON)
+    record.rendered()
+    return response
 
 
 def raw_path(scope: MutableMapping[str, Any]) -> str:
@@ -61,30 +80,63 @@ def _options(request: Request) -> Response:
     return Response(status_code=200 if ok else 400)
 
 
-async def _predict(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
-    document = codec.parse_body(body)
+async def _predict(
+    dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
+) -> bytes:
+    document = codec.parse_body(body, limits)
     spec = _spec(route, codec.signature_name_of(document))
+    record.parsed()
     resolved = await dataplane.resolve_signature(spec)
-    tensors, request_format = codec.decode_predict(document, resolved.signature.inputs)
+    record.called()
+    tensors, request_format = codec.decode_predict(document, resolved.signature.inputs, limits)
+    record.parsed()
     outputs = await dataplane.predict(resolved, tensors, spec)
+    record.called()
+    record.succeeded(str(resolved.spec.version), spec.signature_name or DEFAULT_SIGNATURE)
     return codec.encode_predict(outputs, request_format)
 
 
-async def _classify(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
-    document = codec.parse_body(body)
+async def _classify(
+    dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
+) -> bytes:
+    document = codec.parse_body(body, limits)
     spec = _spec(route, codec.signature_name_of(document))
-    batch = codec.decode_examples(document)
-    return codec.encode_classify(await dataplane.classify(spec, batch))
+    batch = codec.decode_examples(document, limits)
+    record.parsed()
+    results = await dataplane.classify(spec, batch)
+    record.called()
+    record.succeeded(_addressed_version(route), spec.signature_name or DEFAULT_SIGNATURE)
+    return codec.encode_classify(results)
 
 
-async def _regress(dataplane: DataPlane, route: V1Route, body: bytes) -> bytes:
-    document = codec.parse_body(body)
+async def _regress(
+    dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
+) -> bytes:
+    document = codec.parse_body(body, limits)
     spec = _spec(route, codec.signature_name_of(document))
-    batch = codec.decode_examples(document)
-    return codec.encode_regress(await dataplane.regress(spec, batch))
+    batch = codec.decode_examples(document, limits)
+    record.parsed()
+    results = await dataplane.regress(spec, batch)
+    record.called()
+    record.succeeded(_addressed_version(route), spec.signature_name or DEFAULT_SIGNATURE)
+    return codec.encode_regress(results)
 
 
-_VERBS: dict[str, Callable[[DataPlane, V1Route, bytes], Awaitable[bytes]]] = {
+def _addressed_version(route: V1Route) -> str:
+    """The version label of an answered classify/regress: as the caller addressed it."""
+    if route.version is not None:
+        return str(route.version)
+    return "latest" if route.label is None else f"label:{route.label}"
+
+
+def _limits(request: Request) -> JsonLimits:
+    """The codec's input limits, from the gateway's settings (defaults without settings)."""
+    settings = getattr(request.app.state, "settings", None)
+    return JsonLimits() if settings is None else JsonLimits.from_settings(settings)
+
+
+_Verb = Callable[[DataPlane, V1Route, bytes, RequestRecord, JsonLimits], Awaitable[bytes]]
+_VERBS: dict[str, _Verb] = {
     "predict": _predict,
     "classify": _classify,
     "regress": _regress,

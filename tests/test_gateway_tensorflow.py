@@ -169,6 +169,20 @@ async def test_failed_model_shows_in_status(client: httpx.AsyncClient) -> None:
     assert ok.status_code == 200
 
 
+async def test_readiness_names_the_failed_model_without_server_paths(
+    client: httpx.AsyncClient,
+) -> None:
+    status = await client.get("/v1/models/bad_half_plus_two")
+    message = status.json()["model_version_status"][0]["status"]["error_message"]
+    testdata = str(require_tfserving_testdata())
+    assert testdata in message  # TF Serving's own status names the path...
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    reason = ready.json()["models"]["bad_half_plus_two"]
+    assert testdata not in ready.text  # ...but /readyz is open to anyone: no paths there.
+    assert "<path>" in reason and "GET /v1/models/bad_half_plus_two" in reason
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "message"),
     [
