@@ -1,0 +1,1 @@
+"""Servers the benchmark starts besides the gateway: echo ceilings and a KServe model."""
