@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clients.types import ServingError
 from gateway.dataplane import DataPlane
@@ -63,7 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await announcer
             await registry.close()
 
-    app = FastAPI(
+    app = GatewayApp(
+        settings,
         title="TF Serving REST gateway",
         version="0.1.0",
         description=_DESCRIPTION,
@@ -83,19 +86,46 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ServingError, handle_serving_error)
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(Exception, handle_unexpected_error)
-    # Middleware added later wraps what was added before: the edge (shedding, auth,
-    # deadline, body limits) is innermost, CORS around it, observability outermost.
-    app.add_middleware(EdgeMiddleware, settings=settings)
-    if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_allow_origins,
-            allow_methods=CORS_METHODS,
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-        )
-    app.add_middleware(ObservabilityMiddleware, settings=settings)  # keep last: outermost
     return app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI for the documented routes, behind the gateway's own middleware and fast path.
+
+    HTTP requests pass observability (outermost), CORS (if configured) and the edge
+    (shedding, auth, deadline, body limits); then /v1/ requests go straight to the TF
+    Serving endpoint, which parses its own paths, and the rest to FastAPI's router. The
+    /v1/ shortcut skips FastAPI's routing and per-route machinery: half of the gateway's
+    own time per predict when measured. The /v1/ routes stay declared for /docs.
+    """
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        chain: ASGIApp = EdgeMiddleware(self._dispatch, settings=settings)
+        if settings.cors_allow_origins:
+            chain = CORSMiddleware(
+                chain,
+                allow_origins=settings.cors_allow_origins,
+                allow_methods=CORS_METHODS,
+                allow_headers=CORS_REQUEST_HEADERS,
+                expose_headers=CORS_EXPOSED_HEADERS,
+            )
+        self._front = ObservabilityMiddleware(chain, settings=settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP through the gateway's chain; lifespan events to FastAPI."""
+        if scope["type"] == "http":
+            scope["app"] = self
+            await self._front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"][:4].lower() == "/v1/":
+            response = await tfserving_v1.v1_endpoint(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def begin_shutdown(app: FastAPI) -> None:
@@ -104,9 +134,7 @@ def begin_shutdown(app: FastAPI) -> None:
 
 
 async def _fallback(request: Request) -> Response:
-    """Any other /v1/ path is TF Serving's 400 "Malformed request"; anything else a 404."""
-    if request.url.path.lower().startswith("/v1/"):
-        return await tfserving_v1.v1_endpoint(request)
+    """Paths outside /v1/ (which `GatewayApp` answers itself) that match no route: a 404."""
     return json_error(404, f"Not found: {request.url.path}. The API lives under /v1/models/")
 
 

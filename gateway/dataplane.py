@@ -6,9 +6,7 @@ module knows nothing of HTTP, JSON, gRPC or TensorFlow.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -46,10 +44,12 @@ class ResolvedSignature:
 class DataPlane:
     """The operations behind every endpoint, over the registry's backends.
 
-    Every model call is bounded twice: at most `max_concurrent_per_model` requests of one
-    model are in its backend at once (beyond that RESOURCE_EXHAUSTED, HTTP 429, at once:
-    a slow backend cannot pile up work in the gateway), and each call ends with
-    DEADLINE_EXCEEDED (HTTP 504) when the request's deadline passes.
+    Every model call is bounded: at most `max_concurrent_per_model` requests of one model
+    are in its backend at once (beyond that RESOURCE_EXHAUSTED, HTTP 429, at once: a slow
+    backend cannot pile up work in the gateway), and no call starts once the request's
+    deadline (`clients.context.CALL_CONTEXT`) has passed (DEADLINE_EXCEEDED, HTTP 504).
+    A call already running is cut at the deadline by the TF client's gRPC deadline and,
+    for HTTP requests, by the edge's deadline sweep (`routers.deadlines`).
     """
 
     def __init__(
@@ -136,21 +136,9 @@ class DataPlane:
         return problems
 
     async def _call(self, entry: ModelEntry, call: Callable[[ModelBackend], Awaitable[_T]]) -> _T:
-        """Run `call` on the entry's backend within the model's concurrency and the deadline."""
-        async with self._slot(entry.name):
-            budget = CALL_CONTEXT.get().remaining_seconds(self._timeout)
-            try:
-                async with asyncio.timeout(budget):
-                    return await call(entry.backend)
-            except TimeoutError:
-                raise ServingError(
-                    Code.DEADLINE_EXCEEDED,
-                    f"Model {entry.name} did not answer within the request's deadline "
-                    f"({budget:.3g} s); raise X-Request-Timeout or retry later",
-                ) from None
-
-    @asynccontextmanager
-    async def _slot(self, name: str) -> AsyncIterator[None]:
+        """Run `call` on the entry's backend if the deadline allows and the model has room."""
+        CALL_CONTEXT.get().remaining_seconds(self._timeout)  # raises once the deadline passed
+        name = entry.name
         in_flight = self._in_flight.get(name, 0)
         if in_flight >= self._max_concurrent:
             raise ServingError(
@@ -160,7 +148,7 @@ class DataPlane:
             )
         self._in_flight[name] = in_flight + 1
         try:
-            yield
+            return await call(entry.backend)
         finally:
             self._in_flight[name] -= 1
 

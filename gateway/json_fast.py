@@ -59,6 +59,8 @@ MAX_RANK = 64  # numpy's limit (TensorFlow allows 254)
 Shape = tuple[int, ...]
 Rows = list[list[object]]
 _PACK_PER_ROW = 8  # rows at least this long are packed one call per row
+_SMALL = 64  # tensors up to this many numbers are type-checked leaf by leaf
+_NUMBER_TYPES = frozenset({float, int})  # bool is its own type, so it is not let in
 _FAILED = (OverflowError, ValueError, TypeError, struct.error)
 
 
@@ -144,6 +146,26 @@ def _others(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
 
 def _floats(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
     """Numbers -> float64, then the dtype (as rapidjson's GetFloat and GetDouble do)."""
+    small = len(rows) * len(rows[0]) <= _SMALL
+    numbers = _few_numbers(rows) if small else _many_numbers(rows)
+    if numbers is None:
+        return None
+    if dtype == DType.DT_DOUBLE:
+        return numbers
+    with np.errstate(over="ignore"):  # float32 overflow is +-inf, as in TF Serving
+        return numbers.astype(np.float32)
+
+
+def _few_numbers(rows: Rows) -> npt.NDArray[np.float64] | None:
+    """A type check per leaf: cheaper than packing for a few numbers."""
+    leaves = list(chain.from_iterable(rows))
+    if not set(map(type, leaves)) <= _NUMBER_TYPES:
+        return None
+    return np.array(leaves, dtype=np.float64)
+
+
+def _many_numbers(rows: Rows) -> npt.NDArray[np.float64] | None:
+    """Packed by `struct` (which refuses non-numbers), then checked for bools among 0s and 1s."""
     width = len(rows[0])
     if width >= _PACK_PER_ROW:
         packed = bytearray().join(starmap(struct.Struct(f"{width}d").pack, rows))
@@ -154,10 +176,7 @@ def _floats(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
     numbers = np.frombuffer(packed, dtype=np.float64)
     if _holds_bool(rows, width, np.flatnonzero((numbers == 0) | (numbers == 1))):
         return None
-    if dtype == DType.DT_DOUBLE:
-        return numbers
-    with np.errstate(over="ignore"):  # float32 overflow is +-inf, as in TF Serving
-        return numbers.astype(np.float32)
+    return numbers
 
 
 def _holds_bool(rows: Rows, width: int, suspects: npt.NDArray[np.intp]) -> bool:

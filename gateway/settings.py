@@ -143,9 +143,11 @@ class Settings(BaseSettings):
         description="cap on a caller's X-Request-Timeout header (seconds)",
     )
     tf_retry_max_attempts: int = Field(
-        default=3, ge=1, le=5, description="gRPC attempts per TF call on UNAVAILABLE (1 = none)"
+        default=5, ge=1, le=5, description="gRPC attempts per TF call on UNAVAILABLE (1 = none)"
     )
-    tf_retry_initial_backoff_seconds: float = Field(default=0.05, gt=0)
+    # 0.1 + 0.2 + 0.4 + 0.8 s: the retries outlast the channel's 1 s reconnect backoff, so a
+    # call made while the channel waits to reconnect to a restarted TF Serving still succeeds.
+    tf_retry_initial_backoff_seconds: float = Field(default=0.1, gt=0)
     tf_retry_max_backoff_seconds: float = Field(default=1.0, gt=0)
     max_concurrent_per_model: int = Field(
         default=256,

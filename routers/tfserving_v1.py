@@ -131,8 +131,13 @@ def _addressed_version(route: V1Route) -> str:
 
 def _limits(request: Request) -> JsonLimits:
     """The codec's input limits, from the gateway's settings (defaults without settings)."""
-    settings = getattr(request.app.state, "settings", None)
-    return JsonLimits() if settings is None else JsonLimits.from_settings(settings)
+    state = request.app.state
+    limits: JsonLimits | None = getattr(state, "json_limits", None)
+    if limits is None:
+        settings = getattr(state, "settings", None)
+        limits = JsonLimits() if settings is None else JsonLimits.from_settings(settings)
+        state.json_limits = limits  # settings do not change while the app runs
+    return limits
 
 
 _Verb = Callable[[DataPlane, V1Route, bytes, RequestRecord, JsonLimits], Awaitable[bytes]]
