@@ -7,7 +7,11 @@ queue while a call runs are merged into the next call. With `max_wait_ms` > 0 a 
 is not yet full is held for at most that long after its first request, waiting for company.
 Time spent queued behind a running call of the same model is queueing, not waiting.
 
-One batch is one job in the thread pool and one wake-up of the event loop. The merged rows
+One batch is one job in the thread pool and one wake-up of the event loop, unless the model
+is cheap: a batcher whose merged calls have been taking less than `inline_below_ms` (a moving
+average of the measured calls) runs them on the event loop itself, which saves the hand-off
+to a thread and the wait for the GIL on the way back (for a linear model, most of the cost).
+A model that gets slower goes back to the pool at once. The merged rows
 run as one estimator call; each request gets its row slice of the result. If the merged call
 raises (or does not return one result row per input row), every request of the batch runs
 again on its own, so a bad request gets its own error and the others are unaffected.
@@ -26,6 +30,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from time import perf_counter
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -47,7 +52,8 @@ class BatchingOptions:
     `max_size`: most rows in one merged call (bigger requests run on their own);
     `max_wait_ms`: longest an idle model holds a batch for more requests (0 = never);
     `max_concurrent`: merged calls of one model method running at once;
-    `inline`: run merged calls on the event loop instead of the pool (fast models only).
+    `inline`: always run merged calls on the event loop instead of the pool;
+    `inline_below_ms`: run them on the event loop while they take less than this (0 = never).
     """
 
     enabled: bool = True
@@ -55,10 +61,16 @@ class BatchingOptions:
     max_wait_ms: float = 0.0
     max_concurrent: int = 1
     inline: bool = False
+    inline_below_ms: float = 0.0
 
     def __post_init__(self) -> None:
         """Reject sizes below 1 and negative waits."""
-        if self.max_size < 1 or self.max_concurrent < 1 or self.max_wait_ms < 0:
+        if (
+            self.max_size < 1
+            or self.max_concurrent < 1
+            or self.max_wait_ms < 0
+            or self.inline_below_ms < 0
+        ):
             raise ValueError(f"invalid batching options: {self}")
 
 
@@ -113,6 +125,8 @@ class Batcher:
         self._in_flight = 0
         self._pump_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
+        self._inline_below = options.inline_below_ms / 1000
+        self._cost: float | None = None  # moving average of a merged call, in seconds
 
     def submit(self, x: np.ndarray) -> asyncio.Future[np.ndarray]:
         """Queue `x` (1 to `max_size` rows); the future gets this request's result rows."""
@@ -166,8 +180,11 @@ class Batcher:
         stats.requests += len(batch)
         stats.rows += sum(len(item.x) for item in batch)
         stats.sizes[len(batch)] += 1
-        if self._options.inline:
-            self._finish(batch, *_execute(self._op, [item.x for item in batch]))
+        if self.runs_inline:
+            started = perf_counter()
+            outcomes, fell_back = _execute(self._op, [item.x for item in batch])
+            self._observe(perf_counter() - started)
+            self._finish(batch, outcomes, fell_back)
             return
         self._in_flight += 1
         loop = batch[0].future.get_loop()
@@ -181,17 +198,32 @@ class Batcher:
 
     def _work(self, batch: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
         """In the pool: run the batch, hand every outcome back to the loop in one wake-up."""
+        started = perf_counter()
         try:
             outcomes, fell_back = _execute(self._op, [item.x for item in batch])
         except BaseException as exc:  # never leave a request waiting forever
             outcomes, fell_back = [exc] * len(batch), False
+        seconds = perf_counter() - started
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(self._done, batch, outcomes, fell_back)
+            loop.call_soon_threadsafe(self._done, batch, outcomes, fell_back, seconds)
 
-    def _done(self, batch: list[_Item], outcomes: list[_Outcome], fell_back: bool) -> None:
+    def _done(
+        self, batch: list[_Item], outcomes: list[_Outcome], fell_back: bool, seconds: float
+    ) -> None:
         self._in_flight -= 1
+        self._observe(seconds)
         self._finish(batch, outcomes, fell_back)
         self._pump()
+
+    def _observe(self, seconds: float) -> None:
+        """Fold one merged call's duration into the moving average."""
+        cost = self._cost
+        self._cost = seconds if cost is None else 0.8 * cost + 0.2 * seconds
+
+    @property
+    def runs_inline(self) -> bool:
+        """Whether the next merged call runs on the event loop."""
+        return self._options.inline or (self._cost is not None and self._cost < self._inline_below)
 
     def _finish(self, batch: list[_Item], outcomes: list[_Outcome], fell_back: bool) -> None:
         if fell_back:

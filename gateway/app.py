@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -57,6 +58,11 @@ def create_app(settings: Settings) -> FastAPI:
             timeout_seconds=settings.request_timeout_seconds,
         )
         announcer = asyncio.create_task(_announce_embedded(registry, settings))
+        # Everything loaded so far (libraries, models) lives as long as the process: keep it
+        # out of the garbage collector's full passes, which otherwise scan it all and show
+        # up as tail latency.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

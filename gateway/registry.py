@@ -121,6 +121,7 @@ def build_registry(settings: Settings) -> ModelRegistry:
                 enabled=settings.batching_enabled,
                 max_size=settings.batch_max_size,
                 max_wait_ms=settings.batch_max_wait_ms,
+                inline_below_ms=settings.batch_inline_below_ms,
             ),
         )
         backends.append(sklearn)

@@ -170,6 +170,12 @@ class Settings(BaseSettings):
         description="longest a request waits for others to join its batch; 0 = never wait, "
         "batch only what queued while the estimator was busy",
     )
+    batch_inline_below_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description="run a model's merged calls on the event loop while they take less than "
+        "this (no thread hand-off); slower models use the sklearn_workers pool; 0 = always pool",
+    )
 
     # --- Security ---
     api_keys: list[SecretStr] = Field(

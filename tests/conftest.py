@@ -28,6 +28,24 @@ def require_tfserving_testdata() -> Path:
     return TFSERVING_TESTDATA
 
 
+# What no answer may hold: stack traces, file paths, gRPC internals, backend addresses.
+LEAK_MARKERS = (
+    "Traceback",
+    'File "',
+    "/site-packages",
+    "/tmp/",
+    str(REPO),
+    str(TFSERVING_TESTDATA),
+    "127.0.0.1:",
+    "localhost:",
+    "ipv4:",
+    "ipv6:",
+    "AioRpcError",
+    "StatusCode.",
+    "debug_error_string",
+)
+
+
 # name -> (folder under TFSERVING_TESTDATA, version policy, labels)
 TF_TEST_MODELS: dict[str, tuple[str, VersionPolicy, dict[str, int]]] = {
     "half_plus_two": ("saved_model_half_plus_two_cpu", VersionPolicy(), {}),

@@ -190,6 +190,35 @@ async def test_requests_that_queue_during_a_call_join_the_next_call() -> None:
     assert [r.tobytes() for r in results[1:]] == [m.tobytes() for m in merged]
 
 
+@pytest.mark.parametrize(("inline_below_ms", "inline_later"), [(60_000.0, True), (0.0, False)])
+async def test_cheap_models_move_onto_the_event_loop(
+    inline_below_ms: float, inline_later: bool
+) -> None:
+    """The first call (cost unknown) runs in the pool; once measured below the bound, inline."""
+    threads: list[int] = []
+
+    def op(x: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return np.asarray(LR.predict_proba(x))
+
+    executor = ThreadPoolExecutor(1)
+
+    def submit(job: Callable[[], None]) -> None:
+        executor.submit(job)
+
+    batcher = Batcher(op, BatchingOptions(inline_below_ms=inline_below_ms), BatchStats(), submit)
+    try:
+        for x in REQUESTS[:3]:
+            result = await asyncio.wait_for(batcher.submit(x), HANG_GUARD)
+            assert result.tobytes() == LR.predict_proba(x).tobytes()
+    finally:
+        executor.shutdown()
+    loop_thread = threading.get_ident()
+    assert threads[0] != loop_thread
+    assert [t == loop_thread for t in threads[1:]] == [inline_later, inline_later]
+    assert batcher.runs_inline is inline_later
+
+
 async def test_batching_off_gives_one_call_per_request(start: Start) -> None:
     backend = await start(BatchingOptions(enabled=False))
     outputs = await together(*(predict(backend, x, signature="predict_proba") for x in REQUESTS))
