@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clients.types import ServingError
+from gateway.codec import JsonLimits
 from gateway.dataplane import DataPlane
 from gateway.registry import ModelRegistry, build_registry
 from gateway.settings import Settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.json_limits = JsonLimits.from_settings(settings)  # the codec's input limits
     app.state.shutting_down = False  # see begin_shutdown
     app.include_router(health.router)
     app.include_router(metrics.router)

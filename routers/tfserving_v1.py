@@ -10,13 +10,13 @@ get TF Serving's 400 rather than a framework 404.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from clients.types import DEFAULT_SIGNATURE, ModelSpec, ServingError
+from clients.types import DEFAULT_SIGNATURE, ExampleBatch, ModelSpec, ServingError
 from gateway import codec
 from gateway.codec import JsonLimits
 from gateway.dataplane import DataPlane
@@ -27,6 +27,7 @@ from routers.request_record import UNKNOWN_MODEL, RequestRecord, record_of
 from routers.v1_paths import V1Route, parse_v1_path
 
 router = APIRouter(tags=["TensorFlow Serving REST API (v1)"])
+_Results = TypeVar("_Results")
 
 
 async def v1_endpoint(request: Request) -> Response:
@@ -55,7 +56,8 @@ async def v1_endpoint(request: Request) -> Response:
         else:
             body = await request.body()
             record.start()  # the time spent receiving the body is not parsing
-            content = await _VERBS[route.kind](dataplane, route, body, record, _limits(request))
+            limits: JsonLimits = request.app.state.json_limits
+            content = await _VERBS[route.kind](dataplane, route, body, record, limits)
     except ServingError as error:
         response = serving_error_response(error)
     else:
@@ -99,27 +101,33 @@ async def _predict(
 async def _classify(
     dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
 ) -> bytes:
-    document = codec.parse_body(body, limits)
-    spec = _spec(route, codec.signature_name_of(document))
-    batch = codec.decode_examples(document, limits)
-    record.parsed()
-    results = await dataplane.classify(spec, batch)
-    record.called()
-    record.succeeded(_addressed_version(route), spec.signature_name or DEFAULT_SIGNATURE)
+    results = await _examples(dataplane.classify, route, body, record, limits)
     return codec.encode_classify(results)
 
 
 async def _regress(
     dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
 ) -> bytes:
+    results = await _examples(dataplane.regress, route, body, record, limits)
+    return codec.encode_regress(results)
+
+
+async def _examples(
+    call: Callable[[ModelSpec, ExampleBatch], Awaitable[_Results]],
+    route: V1Route,
+    body: bytes,
+    record: RequestRecord,
+    limits: JsonLimits,
+) -> _Results:
+    """Decode a classify/regress body, run `call` on its examples, record the labels."""
     document = codec.parse_body(body, limits)
     spec = _spec(route, codec.signature_name_of(document))
     batch = codec.decode_examples(document, limits)
     record.parsed()
-    results = await dataplane.regress(spec, batch)
+    results = await call(spec, batch)
     record.called()
     record.succeeded(_addressed_version(route), spec.signature_name or DEFAULT_SIGNATURE)
-    return codec.encode_regress(results)
+    return results
 
 
 def _addressed_version(route: V1Route) -> str:
@@ -127,17 +135,6 @@ def _addressed_version(route: V1Route) -> str:
     if route.version is not None:
         return str(route.version)
     return "latest" if route.label is None else f"label:{route.label}"
-
-
-def _limits(request: Request) -> JsonLimits:
-    """The codec's input limits, from the gateway's settings (defaults without settings)."""
-    state = request.app.state
-    limits: JsonLimits | None = getattr(state, "json_limits", None)
-    if limits is None:
-        settings = getattr(state, "settings", None)
-        limits = JsonLimits() if settings is None else JsonLimits.from_settings(settings)
-        state.json_limits = limits  # settings do not change while the app runs
-    return limits
 
 
 _Verb = Callable[[DataPlane, V1Route, bytes, RequestRecord, JsonLimits], Awaitable[bytes]]
