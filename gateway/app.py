@@ -130,8 +130,7 @@ class GatewayApp(FastAPI):
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"][:4].lower() == "/v1/":
-            response = await tfserving_v1.v1_endpoint(Request(scope, receive))
-            await response(scope, receive, send)
+            await tfserving_v1.serve_v1(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 

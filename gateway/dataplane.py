@@ -7,7 +7,7 @@ module knows nothing of HTTP, JSON, gRPC or TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -80,7 +80,8 @@ class DataPlane:
                 available = ", ".join(sorted(metadata.signatures))
                 message += f". Available signatures: {available}"
             raise invalid_argument(message)
-        return ResolvedSignature(replace(spec, version=metadata.version), metadata, signature)
+        resolved = ModelSpec(spec.name, metadata.version, spec.label, spec.signature_name)
+        return ResolvedSignature(resolved, metadata, signature)
 
     async def predict(
         self, resolved: ResolvedSignature, inputs: Tensors, requested: ModelSpec | None = None

@@ -104,6 +104,8 @@ def _draining_server(settings: Settings, parent_pid: int | None = None) -> Drain
         log_level=settings.log_level,
         log_config=None,  # the gateway configures logging itself
         access_log=False,  # the gateway's own access log replaces uvicorn's
+        proxy_headers=False,  # nothing here uses the client's address or scheme
+        server_header=False,  # as TF Serving: no Server header
         timeout_graceful_shutdown=math.ceil(settings.request_timeout_seconds) + 5,
     )
     on_signal = functools.partial(begin_shutdown, app)

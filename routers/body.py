@@ -1,13 +1,20 @@
-"""Decoding `Content-Encoding: gzip` / `deflate` request bodies without decompression bombs.
+"""Request bodies: decoding gzip / deflate without decompression bombs, and handing over.
 
 `Inflater.feed` never produces more than `room + 1` bytes per call (zlib's `max_length`),
 so a tiny body that would inflate to gigabytes is refused after `room` bytes, not after
-it filled memory.
+it filled memory. The edge (`routers.edge`) reads and decodes every body once and leaves
+it in the scope under `BODY_KEY`; `request_body` takes it from there.
 """
 
 from __future__ import annotations
 
 import zlib
+
+from starlette.requests import Request
+from starlette.types import Receive, Scope
+
+BODY_KEY = "gateway.body"
+"""Scope key of the request body the edge has read (decoded)."""
 
 # Content-Encoding -> zlib `wbits`: gzip header (16 + 15) or zlib header (15, HTTP's deflate).
 _WBITS = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}
@@ -77,3 +84,11 @@ class Inflater:
 
     def _corrupt(self, why: str) -> BodyError:
         return BodyError(400, f"Request body is not valid {self._name} data: {why}")
+
+
+async def request_body(scope: Scope, receive: Receive) -> bytes:
+    """The request body: as the edge left it in the scope, else read from `receive`."""
+    body = scope.get(BODY_KEY)
+    if isinstance(body, bytes):
+        return body
+    return await Request(scope, receive).body()

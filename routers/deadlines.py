@@ -11,26 +11,28 @@ from __future__ import annotations
 
 import asyncio
 
+from routers.request_record import RequestRecord
+
 TICK = 0.05
 
 
 class DeadlineSweeper:
-    """Tasks being watched, by their deadline in `loop.time()` seconds."""
+    """Tasks being watched: their deadline in `loop.time()` seconds, and their record.
+
+    A task whose response has started (`RequestRecord.status` set) is never cancelled:
+    a started response is the app's to finish.
+    """
 
     def __init__(self) -> None:
-        self._watched: dict[asyncio.Task[object], float] = {}
+        self._watched: dict[asyncio.Task[object], tuple[float, RequestRecord]] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self, task: asyncio.Task[object], deadline: float) -> None:
-        """Cancel `task` once `loop.time()` passes `deadline`, unless released first."""
-        self._watched[task] = deadline
+    def watch(self, task: asyncio.Task[object], deadline: float, record: RequestRecord) -> None:
+        """Cancel `task` once `loop.time()` passes `deadline`, unless its response started."""
+        self._watched[task] = (deadline, record)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(TICK, self._sweep)
-
-    def release(self, task: asyncio.Task[object]) -> None:
-        """Stop watching `task` (its response has started, or it is over)."""
-        self._watched.pop(task, None)
 
     def forget(self, task: asyncio.Task[object]) -> None:
         """The request is over: stop watching, and undo a cancellation nobody consumed."""
@@ -53,9 +55,10 @@ class DeadlineSweeper:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        late = [task for task, deadline in self._watched.items() if deadline <= now]
+        late = [task for task, (deadline, _) in self._watched.items() if deadline <= now]
         for task in late:
-            del self._watched[task]
-            self._expired.add(task)
-            task.cancel()
+            _, record = self._watched.pop(task)
+            if not record.status:
+                self._expired.add(task)
+                task.cancel()
         self._timer = loop.call_later(TICK, self._sweep) if self._watched else None

@@ -12,19 +12,19 @@ stream), between CORS and the app. For each HTTP request outside `OPEN_PATHS`, i
 4. the body: 413 for a `Content-Length` over `max_body_bytes` before reading anything,
    else it is read counting bytes (413 as soon as it passes the limit), gzip/deflate
    decoded incrementally under the same limit (415 for other encodings, 400 if corrupt),
-   and replayed to the app decoded.
+   and handed to the app decoded: in the scope under `routers.body.BODY_KEY`, and
+   replayed through `receive`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clients.context import CALL_CONTEXT
+from clients.context import CALL_CONTEXT, CallContext
 from gateway.settings import Settings
 from routers.auth import (
     INVALID_MESSAGE,
@@ -34,9 +34,10 @@ from routers.auth import (
     ApiKeys,
     Verdict,
 )
-from routers.body import BodyError, Inflater, inflater_for
+from routers.body import BODY_KEY, BodyError, Inflater, inflater_for
 from routers.deadlines import DeadlineSweeper
 from routers.errors import send_json_error
+from routers.request_record import RECORD_KEY, RequestRecord
 
 # Probes and metrics: never shed, never behind an API key.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -113,27 +114,23 @@ class EdgeMiddleware:
 
         task = asyncio.current_task()
         assert task is not None
-        started = False
-
-        async def send_marking_start(message: Message) -> None:
-            nonlocal started
-            if not started and message["type"] == "http.response.start":
-                started = True
-                self._deadlines.release(task)  # a started response is the app's to finish
-            await send(message)
-
-        context = CALL_CONTEXT.get()
-        token = CALL_CONTEXT.set(dataclasses.replace(context, deadline=time.monotonic() + timeout))
-        self._deadlines.watch(task, asyncio.get_running_loop().time() + timeout)
+        record = scope.get(RECORD_KEY)
+        if not isinstance(record, RequestRecord):  # no ObservabilityMiddleware around us
+            record = scope[RECORD_KEY] = RequestRecord()
+            send = _recording_status(send, record)
+        request_id = CALL_CONTEXT.get().request_id
+        token = CALL_CONTEXT.set(CallContext(request_id, time.monotonic() + timeout))
+        self._deadlines.watch(task, asyncio.get_running_loop().time() + timeout, record)
         reading = True
         try:
             body = await self._read_body(receive, inflater)
             reading = False
             if inflater is not None:
                 scope = _decoded_scope(scope, len(body))
-            await self.app(scope, _replay(body, receive), send_marking_start)
+            scope[BODY_KEY] = body
+            await self.app(scope, _replay(body, receive), send)
         except asyncio.CancelledError:
-            if started or not self._deadlines.expired(task):
+            if record.status or not self._deadlines.expired(task):
                 raise
             if reading:
                 message = f"The request body did not arrive within the deadline ({timeout:.3g} s)"
@@ -211,6 +208,17 @@ def _decoded_scope(scope: Scope, length: int) -> Scope:
     ]
     headers.append((b"content-length", str(length).encode()))
     return {**scope, "headers": headers}
+
+
+def _recording_status(send: Send, record: RequestRecord) -> Send:
+    """`send` that notes the response's status in `record` when the response starts."""
+
+    async def send_recording_status(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            record.status = message["status"]
+        await send(message)
+
+    return send_recording_status
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

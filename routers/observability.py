@@ -50,13 +50,12 @@ class ObservabilityMiddleware:
         record = RequestRecord()
         scope[RECORD_KEY] = record
         count_bytes = self.access_log
-        status = 0
         sent = 0
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                record.status = message["status"]
                 headers = [*message.get("headers", ()), id_header]
                 if record.verb:
                     headers.append((b"server-timing", record.server_timing()))
@@ -69,13 +68,13 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception as error:
-            if status:
+            if record.status:
                 raise  # the response already started; nothing left to answer with
             response = await handle_unexpected_error(Request(scope), error)
             await response(scope, receive, send_with_headers)
         finally:
             seconds = perf_counter() - start
-            code = status or _CLIENT_GONE
+            code = record.status or _CLIENT_GONE
             METRICS.finished(record, code, seconds)
             if code == 429:
                 METRICS.count_shed("per_model")

@@ -1,10 +1,11 @@
 """What one request was about and where its time went, filled in by the /v1 router.
 
 `ObservabilityMiddleware` puts a fresh `RequestRecord` in the ASGI scope under
-`RECORD_KEY`; `routers.tfserving_v1` sets the labels (only values that are bounded by
-configuration: a configured model name, a served version, a known signature) and laps
-the phases with `time.perf_counter`. The middleware turns it into metrics, the access
-log line and the `Server-Timing` header.
+`RECORD_KEY` and sets its `status` when the response starts; `routers.tfserving_v1` sets
+the labels (only values that are bounded by configuration: a configured model name, a
+served version, a known signature) and laps the phases with `time.perf_counter`. The
+middleware turns it into metrics, the access log line and the `Server-Timing` header;
+the edge reads `status` to leave a started response alone at the deadline.
 """
 
 from __future__ import annotations
@@ -20,9 +21,20 @@ UNKNOWN_MODEL = "_unknown"
 class RequestRecord:
     """Labels and phase durations (seconds) of one request."""
 
-    __slots__ = ("_mark", "backend", "model", "parse", "render", "signature", "verb", "version")
+    __slots__ = (
+        "_mark",
+        "backend",
+        "model",
+        "parse",
+        "render",
+        "signature",
+        "status",
+        "verb",
+        "version",
+    )
 
     def __init__(self) -> None:
+        self.status = 0  # the response's status once it has started; 0 before
         self.model = ""
         self.version = ""
         self.signature = ""

@@ -1,6 +1,6 @@
 """TF Serving's REST API (`/v1/...`): transcode JSON to the data plane and back.
 
-Every /v1/ request goes through `v1_endpoint`, which matches TF Serving's grammar on
+Every /v1/ request goes through `serve_v1`, which matches TF Serving's grammar on
 the raw path itself (names may hold encoded '/' and ':'; the verb is case-sensitive).
 The routes declared here give `/docs` its paths and schemas; a catch-all in
 `gateway.app` sends every other /v1/ path to the same endpoint, so malformed paths
@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clients.types import DEFAULT_SIGNATURE, ExampleBatch, ModelSpec, ServingError
 from gateway import codec
@@ -22,24 +24,31 @@ from gateway.codec import JsonLimits
 from gateway.dataplane import DataPlane
 from gateway.model_json import metadata_json, status_json
 from routers import schemas
-from routers.errors import JSON, serving_error_response
+from routers.body import request_body
+from routers.errors import HTTP_STATUS_OF_CODE, JSON, send_json_error
 from routers.request_record import UNKNOWN_MODEL, RequestRecord, record_of
 from routers.v1_paths import V1Route, parse_v1_path
 
 router = APIRouter(tags=["TensorFlow Serving REST API (v1)"])
+_JSON_BYTES = JSON.encode()
 _Results = TypeVar("_Results")
 
 
-async def v1_endpoint(request: Request) -> Response:
-    """Answer any /v1/ request as TF Serving would."""
-    if request.method == "OPTIONS":
-        return _options(request)
-    dataplane: DataPlane = request.app.state.dataplane
-    record = record_of(request.scope)
+async def serve_v1(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer any /v1/ request as TF Serving would (an ASGI app; `GatewayApp` calls it).
+
+    The answer goes out as two raw ASGI messages: a starlette `Response` per request
+    would cost more than the rest of the routing here.
+    """
+    if scope["method"] == "OPTIONS":
+        await _options(scope)(scope, receive, send)
+        return
+    dataplane: DataPlane = scope["app"].state.dataplane
+    record = record_of(scope)
     record.verb = "malformed"  # until the path parses
     record.start()
     try:
-        route = parse_v1_path(request.method, raw_path(request.scope))
+        route = parse_v1_path(scope["method"], raw_path(scope))
         record.verb = route.kind
         known = dataplane.registry.find(_name(route)) is not None
         record.model = _name(route) if known else UNKNOWN_MODEL
@@ -54,16 +63,39 @@ async def v1_endpoint(request: Request) -> Response:
             record.succeeded(str(metadata.version), "")
             content = metadata_json(metadata)
         else:
-            body = await request.body()
+            body = await request_body(scope, receive)
             record.start()  # the time spent receiving the body is not parsing
-            limits: JsonLimits = request.app.state.json_limits
+            limits: JsonLimits = scope["app"].state.json_limits
             content = await _VERBS[route.kind](dataplane, route, body, record, limits)
     except ServingError as error:
-        response = serving_error_response(error)
-    else:
-        response = Response(content, media_type=JSON)
+        record.rendered()
+        status = HTTP_STATUS_OF_CODE.get(error.code, 500)
+        await send_json_error(send, status, error.message)
+        return
     record.rendered()
-    return response
+    headers = [(b"content-type", _JSON_BYTES), (b"content-length", b"%d" % len(content))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+async def v1_endpoint(request: Request) -> Response:
+    """The documented /v1/ routes' endpoint: `serve_v1` as a FastAPI endpoint.
+
+    `GatewayApp` sends /v1/ requests to `serve_v1` before FastAPI's router; this serves
+    them the same way in an app that routes /v1/ through FastAPI.
+    """
+    return _AsgiResponse(serve_v1)
+
+
+class _AsgiResponse(Response):
+    """A response that is whatever the ASGI app `app` sends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__()
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 def raw_path(scope: MutableMapping[str, Any]) -> str:
@@ -75,9 +107,9 @@ def raw_path(scope: MutableMapping[str, Any]) -> str:
     return f"{text}?{query.decode('latin-1')}" if query else text
 
 
-def _options(request: Request) -> Response:
+def _options(scope: Scope) -> Response:
     """CORS preflight as TF Serving answers it: 200 when Origin names an http(s) origin."""
-    origin = request.headers.get("origin", "")
+    origin = Headers(scope=scope).get("origin", "")
     ok = "http://" in origin or "https://" in origin
     return Response(status_code=200 if ok else 400)
 
@@ -154,7 +186,7 @@ def _spec(route: V1Route, signature_name: str = "") -> ModelSpec:
     return ModelSpec(_name(route), route.version, route.label, signature_name)
 
 
-# ---- Documented routes (all served by v1_endpoint) -------------------------------------
+# ---- Documented routes (all served by serve_v1) -------------------------------------
 
 _ADDRESSING = {
     "": [],

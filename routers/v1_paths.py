@@ -9,6 +9,7 @@ string, as in TF Serving (see TFSERVING-REST-SPEC.md, R1-R7).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +41,7 @@ class V1Route:
     label: str | None = None
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of paths carry all the traffic
 def parse_v1_path(method: str, path: str) -> V1Route:
     """Match `path` (raw path plus `?query`) for `method`, or raise TF Serving's 400."""
     if method == "POST":
