@@ -8,9 +8,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from clients.embedded import free_port
 from clients.sklearn_backend import load_artifact
+from gateway.app import create_app
 from gateway.settings import ModelConfig, Settings
 from tests.conftest import gateway_client, sklearn_model_configs
 
@@ -174,3 +177,31 @@ async def test_tf_backend_down_sklearn_keeps_serving(sklearn_models_dir: Path) -
         assert ready.status_code == 503
         assert set(ready.json()["models"]) == {"half_plus_two"}
         assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_documented_routes_answer_as_the_gateway_does(sklearn_models_dir: Path) -> None:
+    """FastAPI's own routing of the documented /v1/ routes (which `GatewayApp` bypasses)
+    gives the same answers: a mounted router or a plain FastAPI app stays correct."""
+    settings = Settings(models=sklearn_model_configs(sklearn_models_dir))
+    app = create_app(settings)
+
+    async def through_fastapi_routes(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"] = app
+        await FastAPI.__call__(app, scope, receive, send)
+
+    transport = httpx.ASGITransport(app=through_fastapi_routes)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as routed,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as fast,
+    ):
+        for method, path, body, status in (
+            ("POST", "/v1/models/iris:predict", {"instances": ROWS}, 200),
+            ("POST", "/v1/models/iris/versions/1:predict", {"instances": [[1, 2, 3]]}, 400),
+            ("GET", "/v1/models/iris", None, 200),
+        ):
+            want = await fast.request(method, path, json=body)
+            got = await routed.request(method, path, json=body)
+            assert want.status_code == status, want.text
+            assert (got.status_code, got.json()) == (status, want.json()), path
