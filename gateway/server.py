@@ -105,7 +105,7 @@ def _draining_server(settings: Settings, parent_pid: int | None = None) -> Drain
         log_config=None,  # the gateway configures logging itself
         access_log=False,  # the gateway's own access log replaces uvicorn's
         proxy_headers=False,  # nothing here uses the client's address or scheme
-        server_header=False,  # as TF Serving: no Server header
+        server_header=False,  # no Server header: nothing to fingerprint
         timeout_graceful_shutdown=math.ceil(settings.request_timeout_seconds) + 5,
     )
     on_signal = functools.partial(begin_shutdown, app)

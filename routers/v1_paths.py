@@ -41,9 +41,22 @@ class V1Route:
     label: str | None = None
 
 
-@functools.lru_cache(maxsize=1024)  # a handful of paths carry all the traffic
+_CACHED_PATH_LENGTH = 256  # longer paths are parsed every time, so the cache stays small
+
+
 def parse_v1_path(method: str, path: str) -> V1Route:
     """Match `path` (raw path plus `?query`) for `method`, or raise TF Serving's 400."""
+    if len(path) <= _CACHED_PATH_LENGTH:
+        return _parse_cached(method, path)
+    return _parse(method, path)
+
+
+@functools.lru_cache(maxsize=1024)  # a handful of paths carry all the traffic
+def _parse_cached(method: str, path: str) -> V1Route:
+    return _parse(method, path)
+
+
+def _parse(method: str, path: str) -> V1Route:
     if method == "POST":
         match = _POST.fullmatch(path)
         verb = match.group(4) if match else None
