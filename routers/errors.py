@@ -35,6 +35,7 @@ HTTP_STATUS_OF_CODE: dict[Code, int] = {
 }
 
 JSON = "application/json"
+_JSON_BYTES = JSON.encode()
 
 # Statuses that tell the caller to come back: each carries `Retry-After` (seconds).
 RETRYABLE_STATUSES = frozenset({429, 503})
@@ -49,20 +50,23 @@ def json_error(status_code: int, message: str) -> Response:
     )
 
 
+async def send_json(
+    send: Send, status_code: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Send a JSON `body` as raw ASGI messages (no starlette `Response` on hot paths)."""
+    raw_headers = [(b"content-type", _JSON_BYTES), (b"content-length", b"%d" % len(body))]
+    raw_headers += headers
+    await send({"type": "http.response.start", "status": status_code, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def send_json_error(
     send: Send, status_code: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     """Send `json_error(status_code, message)` as raw ASGI messages (for middleware)."""
-    body = encode_error(message)
-    raw_headers = [
-        (b"content-type", JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
     if status_code in RETRYABLE_STATUSES:
-        raw_headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
-    await send({"type": "http.response.start", "status": status_code, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+        headers = (*headers, (b"retry-after", RETRY_AFTER_SECONDS.encode()))
+    await send_json(send, status_code, encode_error(message), headers)
 
 
 def serving_error_response(error: ServingError) -> Response:

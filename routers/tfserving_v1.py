@@ -25,12 +25,11 @@ from gateway.dataplane import DataPlane
 from gateway.model_json import metadata_json, status_json
 from routers import schemas
 from routers.body import request_body
-from routers.errors import HTTP_STATUS_OF_CODE, JSON, send_json_error
+from routers.errors import HTTP_STATUS_OF_CODE, JSON, send_json, send_json_error
 from routers.request_record import UNKNOWN_MODEL, RequestRecord, record_of
 from routers.v1_paths import V1Route, parse_v1_path
 
 router = APIRouter(tags=["TensorFlow Serving REST API (v1)"])
-_JSON_BYTES = JSON.encode()
 _Results = TypeVar("_Results")
 
 
@@ -73,9 +72,7 @@ async def serve_v1(scope: Scope, receive: Receive, send: Send) -> None:
         await send_json_error(send, status, error.message)
         return
     record.rendered()
-    headers = [(b"content-type", _JSON_BYTES), (b"content-length", b"%d" % len(content))]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
+    await send_json(send, 200, content)
 
 
 async def v1_endpoint(request: Request) -> Response:
