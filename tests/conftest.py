@@ -4,14 +4,16 @@ and the gateway app driven over HTTP (httpx against the ASGI app)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from clients.embedded import EmbeddedTfServing
+from clients.sklearn_backend import SklearnBackend
 from clients.types import ModelSource, VersionPolicy
 from gateway.app import create_app
 from gateway.settings import ModelConfig, Settings
@@ -148,3 +150,23 @@ class _GatewayClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
         await self._lifespan.__aexit__(None, None, None)
+
+
+StartSklearn = Callable[..., Awaitable[SklearnBackend]]
+
+
+@pytest.fixture
+async def start_sklearn() -> AsyncIterator[StartSklearn]:
+    """`await start_sklearn(ModelSource(...), ..., **options)`: a started SklearnBackend
+    (`options` as its constructor takes them), closed after the test."""
+    backends: list[SklearnBackend] = []
+
+    async def _start(*sources: ModelSource, **options: Any) -> SklearnBackend:
+        backend = SklearnBackend(list(sources), **options)
+        backends.append(backend)
+        await backend.start()
+        return backend
+
+    yield _start
+    for backend in backends:
+        await backend.close()

@@ -7,7 +7,7 @@ import functools
 import json
 import shutil
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from clients.types import (
     VersionPolicy,
 )
 from examples.sklearn_models import IRIS_FEATURES, build_diabetes_regressor, build_iris
+from tests.conftest import StartSklearn
 
 IRIS_X, IRIS_Y = load_iris(return_X_y=True)
 DIABETES_X, DIABETES_Y = load_diabetes(return_X_y=True)
@@ -105,20 +106,14 @@ Start = Callable[..., Awaitable[SklearnBackend]]
 
 
 @pytest.fixture
-async def start(models_dir: Path) -> AsyncIterator[Start]:
+def start(models_dir: Path, start_sklearn: StartSklearn) -> Start:
     """`await start(ModelSource(...) | name, ...)`: a started backend, closed after the test."""
-    backends: list[SklearnBackend] = []
 
     async def _start(*models: ModelSource | str, **kwargs: Any) -> SklearnBackend:
         sources = [m if isinstance(m, ModelSource) else source(models_dir, m) for m in models]
-        backend = SklearnBackend(sources, **kwargs)
-        backends.append(backend)
-        await backend.start()
-        return backend
+        return await start_sklearn(*sources, **kwargs)
 
-    yield _start
-    for backend in backends:
-        await backend.close()
+    return _start
 
 
 def source(models_dir: Path, name: str, **kwargs: Any) -> ModelSource:

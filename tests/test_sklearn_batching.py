@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from clients.sklearn_backend import SklearnBackend, save_model
 from clients.sklearn_batching import Batcher, BatchingOptions, BatchStats
 from clients.types import Code, ExampleBatch, Feature, ModelSource, ModelSpec, ServingError
 from gateway.settings import Settings
-from tests.conftest import gateway_client, sklearn_model_configs
+from tests.conftest import StartSklearn, gateway_client, sklearn_model_configs
 
 IRIS_X, IRIS_Y = load_iris(return_X_y=True)
 DIABETES_X, DIABETES_Y = load_diabetes(return_X_y=True)
@@ -49,21 +49,15 @@ Start = Callable[..., Awaitable[SklearnBackend]]
 
 
 @pytest.fixture
-async def start(models_dir: Path) -> AsyncIterator[Start]:
+def start(models_dir: Path, start_sklearn: StartSklearn) -> Start:
     """`await start(BatchingOptions(...))`: a started backend over every model, closed after."""
-    backends: list[SklearnBackend] = []
 
     async def _start(options: BatchingOptions | None = None) -> SklearnBackend:
         names = ("iris", "forest", "diabetes", "logpipe")
         sources = [ModelSource(name, str(models_dir / name)) for name in names]
-        backend = SklearnBackend(sources, batching=options or BatchingOptions())
-        backends.append(backend)
-        await backend.start()
-        return backend
+        return await start_sklearn(*sources, batching=options or BatchingOptions())
 
-    yield _start
-    for backend in backends:
-        await backend.close()
+    return _start
 
 
 async def together(*calls: Awaitable[Any]) -> list[Any]:

@@ -14,7 +14,7 @@ import inspect
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY
 from clients.sklearn_backend import SklearnBackend, save_model
 from clients.types import Code, ModelSource, ModelSpec, ModelState, VersionPolicy, VersionStatus
 from gateway.settings import ModelConfig, Settings
-from tests.conftest import gateway_client
+from tests.conftest import StartSklearn, gateway_client
 from tests.test_sklearn_backend import ROWS, iris_model
 
 POLL = 0.05  # seconds between rescans in these tests
@@ -77,25 +77,6 @@ def states(statuses: list[VersionStatus]) -> list[tuple[int, ModelState]]:
     return [(s.version, s.state) for s in statuses]
 
 
-Start = Callable[..., Awaitable[SklearnBackend]]
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    """`await start(ModelSource(...), ...)`: a started backend, closed after the test."""
-    backends: list[SklearnBackend] = []
-
-    async def _start(*models: ModelSource, **kwargs: Any) -> SklearnBackend:
-        backend = SklearnBackend(list(models), **kwargs)
-        backends.append(backend)
-        await backend.start()
-        return backend
-
-    yield _start
-    for backend in backends:
-        await backend.close()
-
-
 async def only_status(backend: SklearnBackend, name: str, version: int) -> VersionStatus:
     """The status of one version."""
     (status,) = await backend.status(name, version)
@@ -105,10 +86,12 @@ async def only_status(backend: SklearnBackend, name: str, version: int) -> Versi
 # --------------------------------------------------------------------- polling and swaps
 
 
-async def test_polling_picks_up_a_new_version_without_restart(start: Start, tmp_path: Path) -> None:
+async def test_polling_picks_up_a_new_version_without_restart(
+    start_sklearn: StartSklearn, tmp_path: Path
+) -> None:
     base = tmp_path / "polled"
     publish(base, 1, c=0.01)
-    backend = await start(ModelSource("polled", str(base)), poll_seconds=POLL)
+    backend = await start_sklearn(ModelSource("polled", str(base)), poll_seconds=POLL)
     assert (await backend.metadata(ModelSpec("polled"))).version == 1
     loaded, unloaded = loads("polled", "loaded"), unloads("polled")
 
@@ -128,10 +111,12 @@ async def test_polling_picks_up_a_new_version_without_restart(start: Start, tmp_
     assert (loads("polled", "loaded"), unloads("polled")) == (loaded + 1, unloaded + 1)
 
 
-async def test_broken_new_version_keeps_the_old_one_serving(start: Start, tmp_path: Path) -> None:
+async def test_broken_new_version_keeps_the_old_one_serving(
+    start_sklearn: StartSklearn, tmp_path: Path
+) -> None:
     base = tmp_path / "fragile"
     publish(base, 1)
-    backend = await start(ModelSource("fragile", str(base)))
+    backend = await start_sklearn(ModelSource("fragile", str(base)))
     failed = loads("fragile", "failed")
     # A half-copied version: the artifact is cut short.
     (base / "2").mkdir()
@@ -159,11 +144,11 @@ async def test_broken_new_version_keeps_the_old_one_serving(start: Start, tmp_pa
     ]
 
 
-async def test_removed_versions_are_retired(start: Start, tmp_path: Path) -> None:
+async def test_removed_versions_are_retired(start_sklearn: StartSklearn, tmp_path: Path) -> None:
     base = tmp_path / "shrinking"
     for version in (1, 2):
         publish(base, version)
-    backend = await start(ModelSource("shrinking", str(base), VersionPolicy("all")))
+    backend = await start_sklearn(ModelSource("shrinking", str(base), VersionPolicy("all")))
     shutil.rmtree(base / "2")
     await backend.reload()
     assert states(await backend.status("shrinking", None)) == [
@@ -174,14 +159,17 @@ async def test_removed_versions_are_retired(start: Start, tmp_path: Path) -> Non
 
 
 async def test_a_failing_scan_does_not_stop_polling(
-    start: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    start_sklearn: StartSklearn,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     logger = logging.getLogger("clients.sklearn_backend")
     monkeypatch.setattr(logger, "disabled", False)  # a dictConfig elsewhere may have disabled it
     monkeypatch.setattr(logger, "propagate", True)
     base = tmp_path / "flaky"
     publish(base, 1)
-    backend = await start(ModelSource("flaky", str(base)), poll_seconds=POLL)
+    backend = await start_sklearn(ModelSource("flaky", str(base)), poll_seconds=POLL)
     hidden = base.rename(tmp_path / "elsewhere")
 
     async def scan_failed() -> bool:
@@ -243,33 +231,37 @@ async def test_swap_under_load_loses_no_request(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ artifact safety
 
 
-async def test_pickles_need_allow_pickle(start: Start, tmp_path: Path) -> None:
+async def test_pickles_need_allow_pickle(start_sklearn: StartSklearn, tmp_path: Path) -> None:
     base = tmp_path / "pickled"
     publish(base, 1, fmt="joblib")
-    refused = await start(ModelSource("pickled", str(base)))
+    refused = await start_sklearn(ModelSource("pickled", str(base)))
     status = await only_status(refused, "pickled", 1)
     assert (status.state, status.error_code) == (ModelState.END, Code.FAILED_PRECONDITION)
     for fragment in ("model.joblib is a pickle", "runs whatever code", "`allow_pickle: true`"):
         assert fragment in status.error_message
-    allowed = await start(ModelSource("pickled", str(base), allow_pickle=True))
+    allowed = await start_sklearn(ModelSource("pickled", str(base), allow_pickle=True))
     assert (await only_status(allowed, "pickled", 1)).state == ModelState.AVAILABLE
     out = await allowed.predict(ModelSpec("pickled", 1), {"inputs": ROWS})
     assert out["outputs"].tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize("fmt", ["joblib", "skops"])
-async def test_pinned_sha256_must_match(start: Start, tmp_path: Path, fmt: str) -> None:
+async def test_pinned_sha256_must_match(
+    start_sklearn: StartSklearn, tmp_path: Path, fmt: str
+) -> None:
     base = tmp_path / "pinned"
     artifact = publish(base, 1, fmt=fmt) / f"model.{fmt}"
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     wrong = "0" * 64
-    mismatch = await start(ModelSource("pinned", str(base), allow_pickle=True, sha256={1: wrong}))
+    mismatch = await start_sklearn(
+        ModelSource("pinned", str(base), allow_pickle=True, sha256={1: wrong})
+    )
     status = await only_status(mismatch, "pinned", 1)
     assert (status.state, status.error_code) == (ModelState.END, Code.FAILED_PRECONDITION)
     assert f"model.{fmt} has SHA-256 {digest}" in status.error_message
     assert f"configured sha256 for this version is {wrong}" in status.error_message
     pinned = ModelSource("pinned", str(base), allow_pickle=True, sha256={1: digest.upper()})
-    match = await start(pinned)
+    match = await start_sklearn(pinned)
     assert (await only_status(match, "pinned", 1)).state == ModelState.AVAILABLE
 
 
@@ -306,12 +298,14 @@ async def test_library_version_mismatch_fails_readiness(tmp_path: Path) -> None:
     assert status[0]["status"]["error_message"] == expected
 
 
-async def test_which_version_differences_matter(start: Start, tmp_path: Path) -> None:
+async def test_which_version_differences_matter(
+    start_sklearn: StartSklearn, tmp_path: Path
+) -> None:
     base = tmp_path / "libs"
     numpy_major = int(np.__version__.split(".")[0])
     claim_saved_with(publish(base, 1), numpy=f"{numpy_major - 1}.26.4")
     claim_saved_with(publish(base, 2), python="2.7.18", numpy=f"{numpy_major}.0.0")
-    backend = await start(ModelSource("libs", str(base), VersionPolicy("all")))
+    backend = await start_sklearn(ModelSource("libs", str(base), VersionPolicy("all")))
     v2, v1 = await backend.status("libs", None)
     assert v1.state == ModelState.END
     assert f"was saved with numpy {numpy_major - 1}.26.4 but" in v1.error_message
@@ -320,7 +314,9 @@ async def test_which_version_differences_matter(start: Start, tmp_path: Path) ->
     assert info["mismatched"] == ["numpy", "python"]
 
 
-async def test_files_must_stay_inside_the_base_path(start: Start, tmp_path: Path) -> None:
+async def test_files_must_stay_inside_the_base_path(
+    start_sklearn: StartSklearn, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     publish(outside, 1)
     base = tmp_path / "confined"
@@ -334,7 +330,7 @@ async def test_files_must_stay_inside_the_base_path(start: Start, tmp_path: Path
     publish(base, 4, c=0.5)
     inside = base / "5"
     inside.symlink_to(base / "4", target_is_directory=True)  # symlinks within base_path are fine
-    backend = await start(ModelSource("confined", str(base), VersionPolicy("all")))
+    backend = await start_sklearn(ModelSource("confined", str(base), VersionPolicy("all")))
     statuses = {s.version: s for s in await backend.status("confined", None)}
     for version, what in ((1, "version directory '1'"), (2, "model.skops"), (3, "metadata.json")):
         status = statuses[version]
@@ -345,12 +341,12 @@ async def test_files_must_stay_inside_the_base_path(start: Start, tmp_path: Path
 
 
 async def test_hand_saved_pickle_without_sidecar_loads_with_a_warning(
-    start: Start, tmp_path: Path
+    start_sklearn: StartSklearn, tmp_path: Path
 ) -> None:
     version_dir = tmp_path / "bare" / "1"
     version_dir.mkdir(parents=True)
     joblib.dump(iris_model(), version_dir / "model.joblib")
-    backend = await start(ModelSource("bare", str(tmp_path / "bare"), allow_pickle=True))
+    backend = await start_sklearn(ModelSource("bare", str(tmp_path / "bare"), allow_pickle=True))
     info: Any = (await backend.metadata(ModelSpec("bare"))).extra["sklearn"]
     assert info["saved_with"] is None
     assert info["warnings"] and "no metadata.json" in info["warnings"][0]
