@@ -4,6 +4,8 @@ and the gateway app driven over HTTP (httpx against the ASGI app)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +172,21 @@ async def start_sklearn() -> AsyncIterator[StartSklearn]:
     yield _start
     for backend in backends:
         await backend.close()
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, within: float = 240
+) -> None:
+    """Poll `url`/readyz until it answers 200; fail with the log's tail if `process`
+    exits first or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gateway exited early:\n{log.read_text(errors='replace')[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"gateway not ready within {within} s:\n{log.read_text(errors='replace')[-4000:]}")

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from clients.embedded import free_port
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until_ready
 
 EXAMPLE_MODELS = ("half_plus_two", "digits", "iris", "diabetes")
 
@@ -59,7 +59,7 @@ def gateway_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, workdir / "gateway.log")
+        wait_until_ready(url, process, workdir / "gateway.log")
         yield url, process
     finally:
         if process.poll() is None:
@@ -72,20 +72,6 @@ def gateway_process(
 def gateway_url(gateway_process: tuple[str, subprocess.Popen[bytes]]) -> str:
     """The URL of the running gateway."""
     return gateway_process[0]
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gateway exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"gateway not ready within 240 s:\n{log.read_text()[-3000:]}")
 
 
 def readme_curl_commands() -> list[str]:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from clients.embedded import free_port
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until_ready
 
 ROWS = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
@@ -58,17 +58,8 @@ class Server:
                 cwd=workdir,
             )
 
-    def wait_ready(self, within: float = 240) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"gateway exited:\n{self.tail()}"
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"gateway not ready within {within} s:\n{self.tail()}")
+    def wait_ready(self) -> None:
+        wait_until_ready(self.url, self.process, self.log)
 
     def listening(self) -> bool:
         try:
