@@ -69,9 +69,4 @@ def build_examples(out: Path) -> None:
 def serve_forever(settings: Settings) -> None:
     """Run the gateway with uvicorn until SIGTERM/SIGINT (see gateway.server)."""
     configure_logging(settings)
-    server.serve(settings, setup_worker_logging)
-
-
-def setup_worker_logging(settings: Settings) -> None:
-    """Logging of a worker process (`--workers` > 1), as `serve_forever` sets it up here."""
-    configure_logging(settings)
+    server.serve(settings, configure_logging)  # workers (`--workers` > 1) set up the same
