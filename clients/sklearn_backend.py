@@ -167,26 +167,23 @@ class SklearnBackend:
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Run the estimator method of `spec.signature_name` on `inputs["inputs"]`."""
         model = self._resolve(spec)
-        call = self._plan(model.predict_call, spec.signature_name, inputs)
-        if call is not None:
-            return await self._batched(model, call)
-        return await self._run(model.predict, spec.signature_name, inputs)
+        return await self._answer(
+            model, model.predict_call, model.predict, spec.signature_name, inputs
+        )
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
         """(label, score) for every class, per example; classifiers only."""
         model = self._resolve(spec)
-        call = self._plan(model.classify_call, spec.signature_name, batch)
-        if call is not None:
-            return await self._batched(model, call)
-        return await self._run(model.classify, spec.signature_name, batch)
+        return await self._answer(
+            model, model.classify_call, model.classify, spec.signature_name, batch
+        )
 
     async def regress(self, spec: ModelSpec, batch: ExampleBatch) -> list[float]:
         """One value per example; regressors only."""
         model = self._resolve(spec)
-        call = self._plan(model.regress_call, spec.signature_name, batch)
-        if call is not None:
-            return await self._batched(model, call)
-        return await self._run(model.regress, spec.signature_name, batch)
+        return await self._answer(
+            model, model.regress_call, model.regress, spec.signature_name, batch
+        )
 
     def _resolve(self, spec: ModelSpec) -> LoadedModel:
         model = self._models.get(spec.name)
@@ -209,17 +206,25 @@ class SklearnBackend:
         except Exception as exc:
             raise to_serving_error(exc, "request") from exc
 
-    def _plan(self, plan: Callable[..., RowCall[_T] | None], *args: object) -> RowCall[_T] | None:
-        """The request as a batchable call (checked on the loop), or None to run it on its own."""
+    async def _answer(
+        self,
+        model: LoadedModel,
+        plan: Callable[..., RowCall[_T] | None],
+        solo: Callable[..., _T],
+        *args: object,
+    ) -> _T:
+        """`solo(*args)` as a batchable call if `plan(*args, max_size)` gives one (checked on
+        the loop), merged with concurrent ones; else on its own in the pool."""
         call = None
         if self._batching.enabled:
             try:
                 call = plan(*args, self._batching.max_size)
             except Exception as exc:
                 raise to_serving_error(exc, "request") from exc
-        if call is None:
-            self.batch_stats.solo += 1
-        return call
+        if call is not None:
+            return await self._batched(model, call)
+        self.batch_stats.solo += 1
+        return await self._run(solo, *args)
 
     async def _batched(self, model: LoadedModel, call: RowCall[_T]) -> _T:
         """Run `call` merged with concurrent calls of the same version and operation."""
