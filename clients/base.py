@@ -8,10 +8,11 @@ dtype is the numpy dtype TensorFlow uses for it (DT_FLOAT -> float32, ...).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from clients.replica_view import TargetView
 from clients.types import Classification, ExampleBatch, ModelMetadata, ModelSpec, VersionStatus
 
 Tensors = Mapping[str, np.ndarray]
@@ -38,6 +39,12 @@ class ModelBackend(Protocol):
     async def status(self, name: str, version: int | None) -> list[VersionStatus]:
         """Every tracked version of `name`, newest first, or just `version`."""
 
+    def why_unready(self, name: str) -> str | None:
+        """None when `name` has an AVAILABLE version, else why not.
+
+        From state the backend keeps current by itself: never waits on I/O, so
+        readiness probes answer at once."""
+
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Run the signature `spec.signature_name` ("" = serving_default) on `inputs`.
 
@@ -50,3 +57,11 @@ class ModelBackend(Protocol):
 
     async def regress(self, spec: ModelSpec, batch: ExampleBatch) -> list[float]:
         """Regress each example: one value per example, in order."""
+
+
+@runtime_checkable
+class ReplicatedBackend(Protocol):
+    """A backend that reaches its models on several replicas (TF Serving)."""
+
+    def replicas(self) -> TargetView:
+        """Every replica and its models' versions, as last seen (no I/O)."""

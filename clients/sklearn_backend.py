@@ -60,6 +60,7 @@ from clients.types import (
     ServingError,
     VersionStatus,
     invalid_argument,
+    why_unavailable,
 )
 
 __all__ = [
@@ -163,6 +164,12 @@ class SklearnBackend:
         if version not in model.versions:
             raise ServingError(Code.NOT_FOUND, f"Could not find version {version} of model {name}")
         return [model.versions[version].status]
+
+    def why_unready(self, name: str) -> str | None:
+        """None when `name` has an AVAILABLE version, else why not (in-memory state)."""
+        model = self._models.get(name)
+        versions = {} if model is None else model.versions
+        return why_unavailable([versions[v].status for v in sorted(versions, reverse=True)])
 
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Run the estimator method of `spec.signature_name` on `inputs["inputs"]`."""

@@ -1,20 +1,27 @@
-"""How the TF Serving client talks gRPC: channel options, retry policy, error translation.
+"""How the TF Serving client talks gRPC: balancing, retries, the channel, error translation.
 
 Kept apart from `tf_serving.py` (the ModelBackend) so the transport choices, and why
-they were made, live in one place.
+they were made, live in one place. Balancing is gRPC's own: `round_robin` picks a ready
+replica per call, `outlier_detection` sets aside replicas whose calls fail (a hung one's
+calls end at their deadline and count as failures), and the retry policy repeats a call
+that failed with UNAVAILABLE on the next replica.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
+from clients.protos import model_service_pb2_grpc, prediction_service_pb2_grpc
 from clients.types import Code, ServingError
 
 UNAVAILABLE_MESSAGE = "The TensorFlow Serving backend is unavailable; retry later"
+_TRANSIENT_FAILURE = grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
 # Messages gRPC itself produces (not the server) when the connection fails or breaks:
 # they name internal addresses, so callers get ours instead.
@@ -60,13 +67,33 @@ _IDEMPOTENT_METHODS = [
 ] + [{"service": "tensorflow.serving.ModelService", "method": "GetModelStatus"}]
 
 
-def retry_service_config(
-    max_attempts: int, initial_backoff_seconds: float, max_backoff_seconds: float
-) -> str:
-    """gRPC service config JSON: retry UNAVAILABLE on the idempotent methods.
+@dataclass(frozen=True)
+class BalancingOptions:
+    """How calls spread over a target's replicas and how failing replicas are set aside."""
 
-    Before retry n gRPC waits a random time in [0, min(initial * 2**(n-1), max)], and
-    never past the call's deadline. `max_attempts` 1 means no retries (gRPC caps it at 5).
+    ejection_seconds: float = 30.0  # gRPC's and Envoy's base ejection time
+    ejection_interval_seconds: float = 1.0
+    # A replica is ejected when at least this share of its calls failed in an interval...
+    failure_percentage: int = 50
+    # ...and it had at least this many calls; and never more than this share of replicas
+    # at once, so a flood of bad requests (which fail on every replica) cannot empty the set.
+    minimum_calls: int = 5
+    max_ejection_percent: int = 33
+
+
+def service_config(
+    max_attempts: int,
+    initial_backoff_seconds: float,
+    max_backoff_seconds: float,
+    balancing: BalancingOptions,
+) -> str:
+    """gRPC service config JSON: per-call round robin with outlier ejection, and retries.
+
+    Retries: UNAVAILABLE on the idempotent methods, on the next replica round robin
+    picks. Before retry n gRPC waits a random time in [0, min(initial * 2**(n-1), max)],
+    never past the call's deadline; `max_attempts` 1 means none (gRPC caps it at 5).
+    Retry throttling turns retries off while most calls fail (every replica down), so
+    those fail at once instead of after the whole backoff sequence.
     """
     method_config: dict[str, Any] = {"name": _IDEMPOTENT_METHODS}
     if max_attempts > 1:
@@ -77,7 +104,26 @@ def retry_service_config(
             "backoffMultiplier": 2,
             "retryableStatusCodes": ["UNAVAILABLE"],
         }
-    return json.dumps({"methodConfig": [method_config]})
+    outlier_detection = {
+        "interval": f"{balancing.ejection_interval_seconds:.3f}s",
+        "baseEjectionTime": f"{balancing.ejection_seconds:.3f}s",
+        "maxEjectionTime": f"{max(balancing.ejection_seconds, 300.0):.3f}s",
+        "maxEjectionPercent": balancing.max_ejection_percent,
+        "failurePercentageEjection": {
+            "threshold": balancing.failure_percentage,
+            "enforcementPercentage": 100,
+            "minimumHosts": 2,
+            "requestVolume": balancing.minimum_calls,
+        },
+        "childPolicy": [{"round_robin": {}}],
+    }
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"outlier_detection_experimental": outlier_detection}],
+            "methodConfig": [method_config],
+            "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+        }
+    )
 
 
 def channel_options(
@@ -85,17 +131,96 @@ def channel_options(
     retry_max_attempts: int,
     retry_initial_backoff_seconds: float,
     retry_max_backoff_seconds: float,
+    balancing: BalancingOptions | None = None,
 ) -> list[tuple[str, str | int]]:
-    """Every option of the client's channel: message limits, retries, reconnect, keepalive."""
-    service_config = retry_service_config(
-        retry_max_attempts, retry_initial_backoff_seconds, retry_max_backoff_seconds
+    """Every option of the balanced channel: message limits, balancing, retries, reconnect."""
+    config = service_config(
+        retry_max_attempts,
+        retry_initial_backoff_seconds,
+        retry_max_backoff_seconds,
+        balancing or BalancingOptions(),
     )
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.service_config", service_config),
+        ("grpc.service_config", config),
         *_TRANSPORT_OPTIONS,
     ]
+
+
+def replica_channel_options() -> list[tuple[str, str | int]]:
+    """Options of a channel to one replica (the monitor's): no retries, quick reconnects."""
+    return [
+        ("grpc.enable_retries", 0),
+        ("grpc.service_config_disable_resolution", 1),
+        *[option for option in _TRANSPORT_OPTIONS if option[0] != "grpc.enable_retries"],
+        # Each replica's own channel: gRPC must not share its connection with the
+        # balanced channel's subchannel to the same address.
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+
+
+class BalancedChannel:
+    """The channel calls go through, renewable without dropping calls in flight.
+
+    gRPC resolves a DNS name again only when a connection breaks, so replicas added
+    behind the name would never get calls. `renew` opens a second channel (which
+    resolves afresh), waits until it is ready, moves new calls to it and closes the old
+    one once its calls have had `drain_seconds` to finish.
+    """
+
+    def __init__(self, target: str, options: list[tuple[str, str | int]]) -> None:
+        self.target = target
+        self._options = options
+        self._channel: grpc.aio.Channel | None = None
+        self.predictions: prediction_service_pb2_grpc.PredictionServiceStub | None = None
+        self.models: model_service_pb2_grpc.ModelServiceStub | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def open(self) -> None:
+        """Create the channel; it connects lazily, so nothing here fails on a dead server."""
+        self._use(grpc.aio.insecure_channel(self.target, options=self._options))
+
+    def _use(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+        self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(channel)
+
+    def unreachable(self) -> bool:
+        """Whether every replica failed to connect (gRPC's TRANSIENT_FAILURE): a call now
+        can only fail, so the caller can answer at once instead of retrying."""
+        channel = self._channel
+        return channel is not None and channel.get_state() is _TRANSIENT_FAILURE
+
+    async def renew(self, ready_within_seconds: float, drain_seconds: float) -> bool:
+        """Switch to a freshly resolved channel once it is ready; False if it was not ready
+        within `ready_within_seconds` (the current channel stays)."""
+        old = self._channel
+        if old is None:
+            return False
+        fresh = grpc.aio.insecure_channel(self.target, options=self._options)
+        try:
+            await asyncio.wait_for(fresh.channel_ready(), ready_within_seconds)
+        except TimeoutError:
+            await fresh.close(grace=None)
+            return False
+        if self._channel is not old:  # closed meanwhile
+            await fresh.close(grace=None)
+            return False
+        self._use(fresh)
+        task = asyncio.get_running_loop().create_task(old.close(grace=drain_seconds))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return True
+
+    async def close(self) -> None:
+        """Close the channel (calls in flight are cancelled) and any being drained."""
+        channel, self._channel = self._channel, None
+        self.predictions = self.models = None
+        if channel is not None:
+            await channel.close(grace=None)
+        for task in list(self._closing):
+            task.cancel()
 
 
 def translate_error(error: grpc.aio.AioRpcError, target: str, timeout: float) -> ServingError:

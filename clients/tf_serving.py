@@ -1,18 +1,20 @@
-"""ModelBackend for a TensorFlow Serving server, over gRPC with `grpc.aio`.
+"""ModelBackend for a TensorFlow Serving target (one server or many replicas), over gRPC.
 
-One long-lived channel per target. Every call carries the request's remaining budget as
-its deadline and its request id as metadata; gRPC itself retries UNAVAILABLE (every
-method we call is idempotent) with jittered exponential backoff within that deadline,
-and reconnects quickly after the server comes back. gRPC failures are translated into
-`ServingError` in exactly one place (`_rpc`). Model metadata (the signatures used to
-type JSON inputs) is cached per request spec for a short TTL, so the hot path costs one
-Predict RPC, not two.
+One long-lived balanced channel per target (`clients.tf_channel.BalancedChannel`): gRPC
+spreads calls over every replica round robin, sets failing ones aside and retries
+UNAVAILABLE on another replica (every method we call is idempotent) within the request's
+deadline. When no replica can be reached a call fails at once. Every call carries the
+request's remaining budget as its deadline and its request id as metadata. gRPC failures
+are translated into `ServingError` in exactly one place (`_rpc`). Model metadata (the
+signatures used to type JSON inputs) is cached per request spec for a short TTL, so the
+hot path costs one Predict RPC, not two. A `ReplicaMonitor` keeps every replica's model
+status current in the background, for readiness and `GET /backends`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -26,12 +28,19 @@ from clients.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
-from clients.tf_channel import channel_options, translate_error
+from clients.replica_view import TargetView
+from clients.tf_channel import (
+    UNAVAILABLE_MESSAGE,
+    BalancedChannel,
+    BalancingOptions,
+    channel_options,
+    translate_error,
+)
+from clients.tf_replicas import ReplicaMonitor
 from clients.types import (
     Classification,
     Code,
@@ -53,6 +62,7 @@ class TfServingBackend:
     def __init__(
         self,
         target: str,
+        models: Sequence[str] = (),
         *,
         timeout_seconds: float = 10.0,
         max_message_bytes: int = 2**31 - 1,
@@ -60,32 +70,55 @@ class TfServingBackend:
         retry_max_attempts: int = 3,
         retry_initial_backoff_seconds: float = 0.05,
         retry_max_backoff_seconds: float = 1.0,
+        balancing: BalancingOptions | None = None,
+        status_poll_seconds: float = 1.0,
+        dns_refresh_seconds: float = 30.0,
     ) -> None:
         self.target = target
         self._timeout = timeout_seconds
-        self._options = channel_options(
+        options = channel_options(
             max_message_bytes,
             retry_max_attempts,
             retry_initial_backoff_seconds,
             retry_max_backoff_seconds,
+            balancing,
+        )
+        self._channel = BalancedChannel(target, options)
+        self.monitor = ReplicaMonitor(
+            target,
+            models,
+            poll_seconds=status_poll_seconds,
+            dns_refresh_seconds=dns_refresh_seconds,
+            on_addresses_changed=self._replicas_changed,
         )
         self._metadata_ttl = metadata_ttl_seconds
         self._metadata_cache: dict[_MetadataKey, tuple[float, ModelMetadata]] = {}
-        self._channel: grpc.aio.Channel | None = None
-        self._predictions: prediction_service_pb2_grpc.PredictionServiceStub | None = None
-        self._models: model_service_pb2_grpc.ModelServiceStub | None = None
 
     async def start(self) -> None:
-        """Open the channel. It connects lazily, so an unreachable server is not an error here."""
-        self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
-        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        """Open the channel and start the replica monitor. The channel connects lazily, so
+        an unreachable server is not an error here."""
+        self._channel.open()
+        self.monitor.start()
 
     async def close(self) -> None:
-        """Close the channel; calls still in flight are cancelled."""
-        if self._channel is not None:
-            await self._channel.close(grace=None)
-            self._channel = None
+        """Stop the monitor and close the channel; calls still in flight are cancelled."""
+        await self.monitor.close()
+        await self._channel.close()
+
+    def why_unready(self, name: str) -> str | None:
+        """None when some replica serves an AVAILABLE version of `name`, else why not.
+
+        Reads the monitor's last poll: no call is made."""
+        return self.monitor.view.why_unready(name)
+
+    def replicas(self) -> TargetView:
+        """Every replica of the target and its models' versions, as last polled."""
+        return self.monitor.view
+
+    async def _replicas_changed(self, addresses: tuple[str, ...]) -> bool:
+        """A resolved address set differs from the last: move calls to a fresh channel
+        (False when it was not ready in time; the monitor then tries again)."""
+        return await self._channel.renew(ready_within_seconds=5.0, drain_seconds=self._timeout)
 
     def forget_metadata(self, name: str) -> None:
         """Drop every cached resolution of model `name` (its versions changed)."""
@@ -114,9 +147,9 @@ class TfServingBackend:
         request = get_model_status_pb2.GetModelStatusRequest(
             model_spec=_model_spec(ModelSpec(name=name, version=version))
         )
-        if self._models is None:
+        if self._channel.models is None:
             raise _not_started()
-        response = await self._rpc(self._models.GetModelStatus, request)
+        response = await self._rpc(self._channel.models.GetModelStatus, request)
         statuses = [
             VersionStatus(
                 version=item.version,
@@ -156,9 +189,10 @@ class TfServingBackend:
         return [item.value for item in response.result.regressions]
 
     def _prediction_stub(self) -> prediction_service_pb2_grpc.PredictionServiceStub:
-        if self._predictions is None:
+        stub = self._channel.predictions
+        if stub is None:
             raise _not_started()
-        return self._predictions
+        return stub
 
     async def _rpc(
         self,
@@ -170,8 +204,11 @@ class TfServingBackend:
 
         A NOT_FOUND from an inference call (`evict_on_not_found` names its model) means
         the version we resolved is gone: its cached metadata is dropped, so the next
-        resolution asks the server again.
+        resolution asks the server again. When no replica can be reached the call is not
+        made: it could only fail, after the whole retry sequence.
         """
+        if self._channel.unreachable():
+            raise ServingError(Code.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         context = CALL_CONTEXT.get()
         timeout = context.remaining_seconds(default=self._timeout)
         metadata = (("x-request-id", context.request_id),) if context.request_id else None

@@ -8,7 +8,7 @@ so any layer may use it without paying for those imports.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -225,3 +225,22 @@ class ModelSource:
     version_labels: Mapping[str, int] = field(default_factory=dict)
     allow_pickle: bool = False  # sklearn: may joblib/pickle artifacts load?
     sha256: Mapping[int, str] = field(default_factory=dict)  # sklearn: version -> pinned digest
+
+
+def why_unavailable(statuses: Sequence[VersionStatus]) -> str | None:
+    """None when one of `statuses` is AVAILABLE, else why the model cannot serve."""
+    if any(status.state == ModelState.AVAILABLE for status in statuses):
+        return None
+    failures = sorted(
+        {
+            f"version {status.version}: {status.error_message}"
+            for status in statuses
+            if status.error_code != Code.OK
+        }
+    )
+    if failures:
+        return "no AVAILABLE version; " + "; ".join(failures)
+    states = ", ".join(
+        sorted({f"version {status.version} {status.state.name}" for status in statuses})
+    )
+    return f"no AVAILABLE version ({states or 'no versions found'})"

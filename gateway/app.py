@@ -20,7 +20,7 @@ from gateway.codec import JsonLimits
 from gateway.dataplane import DataPlane
 from gateway.registry import ModelRegistry, build_registry
 from gateway.settings import Settings
-from routers import health, metrics, tfserving_v1
+from routers import backends, health, metrics, tfserving_v1
 from routers.edge import EdgeMiddleware
 from routers.errors import handle_serving_error, handle_unexpected_error, json_error
 from routers.observability import ObservabilityMiddleware
@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.json_limits = JsonLimits.from_settings(settings)  # the codec's input limits
     app.state.shutting_down = False  # see begin_shutdown
     app.include_router(health.router)
+    app.include_router(backends.router)
     app.include_router(metrics.router)
     app.include_router(tfserving_v1.router)
     app.add_api_route(

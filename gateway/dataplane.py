@@ -12,8 +12,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from clients.base import ModelBackend, Tensors
+from clients.base import ModelBackend, ReplicatedBackend, Tensors
 from clients.context import CALL_CONTEXT
+from clients.replica_view import TargetView
 from clients.types import (
     DEFAULT_SIGNATURE,
     Classification,
@@ -21,7 +22,6 @@ from clients.types import (
     ExampleBatch,
     ModelMetadata,
     ModelSpec,
-    ModelState,
     ServingError,
     Signature,
     VersionStatus,
@@ -123,18 +123,25 @@ class DataPlane:
             raise ServingError(Code.NOT_FOUND, f"Could not find any versions of model {name}")
         return await entry.backend.status(name, version)
 
-    async def unready_models(self) -> dict[str, str]:
-        """Models with no AVAILABLE version, each with the reason; empty when all are ready."""
+    def unready_models(self) -> dict[str, str]:
+        """Models with no AVAILABLE version, each with the reason; empty when all are ready.
+
+        Reads what each backend keeps current (TF Serving replicas are polled in the
+        background): no backend is called, so a probe answers at once in every state."""
         problems: dict[str, str] = {}
         for entry in self.registry.entries:
-            try:
-                statuses = await entry.backend.status(entry.name, None)
-            except ServingError as error:
-                problems[entry.name] = error.message
-                continue
-            if not any(status.state == ModelState.AVAILABLE for status in statuses):
-                problems[entry.name] = _why_unavailable(statuses)
+            reason = entry.backend.why_unready(entry.name)
+            if reason is not None:
+                problems[entry.name] = reason
         return problems
+
+    def replica_views(self) -> list[TargetView]:
+        """The replicas of every replicated backend (TF Serving targets), as last polled."""
+        return [
+            backend.replicas()
+            for backend in self.registry.backends
+            if isinstance(backend, ReplicatedBackend)
+        ]
 
     async def _call(self, entry: ModelEntry, call: Callable[[ModelBackend], Awaitable[_T]]) -> _T:
         """Run `call` on the entry's backend if the deadline allows and the model has room."""
@@ -162,15 +169,3 @@ class DataPlane:
         if entry is None:
             raise ServingError(Code.NOT_FOUND, f"Servable not found for request: {spec.describe()}")
         return entry
-
-
-def _why_unavailable(statuses: list[VersionStatus]) -> str:
-    failures = [
-        f"version {status.version}: {status.error_message}"
-        for status in statuses
-        if status.error_code != Code.OK
-    ]
-    if failures:
-        return "no AVAILABLE version; " + "; ".join(failures)
-    states = ", ".join(f"version {status.version} {status.state.name}" for status in statuses)
-    return f"no AVAILABLE version ({states or 'no versions found'})"

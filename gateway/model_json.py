@@ -16,21 +16,22 @@ from clients.types import ModelMetadata, Signature, TensorSpec, VersionStatus
 
 def status_json(statuses: Sequence[VersionStatus]) -> bytes:
     """GetModelStatusResponse as JSON."""
-    return orjson.dumps(
+    return orjson.dumps({"model_version_status": version_statuses(statuses)})
+
+
+def version_statuses(statuses: Sequence[VersionStatus]) -> list[dict[str, Any]]:
+    """Each ModelVersionStatus as a JSON object."""
+    return [
         {
-            "model_version_status": [
-                {
-                    "version": str(status.version),
-                    "state": status.state.name,
-                    "status": {
-                        "error_code": status.error_code.name,
-                        "error_message": status.error_message,
-                    },
-                }
-                for status in statuses
-            ]
+            "version": str(status.version),
+            "state": status.state.name,
+            "status": {
+                "error_code": status.error_code.name,
+                "error_message": status.error_message,
+            },
         }
-    )
+        for status in statuses
+    ]
 
 
 def metadata_json(metadata: ModelMetadata) -> bytes:

@@ -43,6 +43,11 @@ class ModelRegistry:
         return self._entries.get(name)
 
     @property
+    def backends(self) -> list[ModelBackend]:
+        """Every backend, each once."""
+        return list(self._backends)
+
+    @property
     def entries(self) -> list[ModelEntry]:
         """Every configured model, in configuration order."""
         return list(self._entries.values())
@@ -93,17 +98,23 @@ def build_registry(settings: Settings) -> ModelRegistry:
         )
         by_target.setdefault(embedded.target, []).extend(embedded_models)
     if by_target:
+        from clients.tf_channel import BalancingOptions
         from clients.tf_serving import TfServingBackend
 
+        balancing = BalancingOptions(ejection_seconds=settings.tf_ejection_seconds)
         for target, models in by_target.items():
             backend = TfServingBackend(
                 target,
+                [model.name for model in models],
                 timeout_seconds=settings.request_timeout_seconds,
                 max_message_bytes=settings.grpc_max_message_bytes,
                 metadata_ttl_seconds=settings.metadata_ttl_seconds,
                 retry_max_attempts=settings.tf_retry_max_attempts,
                 retry_initial_backoff_seconds=settings.tf_retry_initial_backoff_seconds,
                 retry_max_backoff_seconds=settings.tf_retry_max_backoff_seconds,
+                balancing=balancing,
+                status_poll_seconds=settings.tf_status_poll_seconds,
+                dns_refresh_seconds=settings.tf_dns_refresh_seconds,
             )
             backends.append(backend)
             entries += [ModelEntry(model.name, "tensorflow", backend) for model in models]

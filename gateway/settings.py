@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from clients.tf_targets import TargetError, parse_target
 from clients.types import ModelSource, VersionPolicy
 
 # A model name or label: no path separators, no ':' (it would break the URL grammar).
@@ -47,8 +48,8 @@ class ModelConfig(BaseModel):
     base_path: str = Field(description="Directory holding <version>/ subdirectories.")
     target: str | None = Field(
         default=None,
-        description="host:port of the TF Serving that serves this model "
-        "(tensorflow only; default: the global tf_serving_target, else the embedded backend).",
+        description="gRPC target URI of the TF Serving that serves this model (tensorflow "
+        "only; default: the global tf_serving_target, else the embedded backend).",
     )
     version_policy: VersionPolicyConfig = Field(default_factory=VersionPolicyConfig)
     version_labels: dict[str, int] = Field(default_factory=dict)
@@ -69,6 +70,11 @@ class ModelConfig(BaseModel):
         if not _NAME_PATTERN.match(name):
             raise ValueError(f"model name {name!r} must match {_NAME_PATTERN.pattern}")
         return name
+
+    @field_validator("target")
+    @classmethod
+    def _valid_model_target(cls, target: str | None) -> str | None:
+        return _valid_target(target)
 
     @field_validator("version_labels")
     @classmethod
@@ -102,8 +108,9 @@ class Settings(BaseSettings):
     port: int = 8000
     tf_serving_target: str | None = Field(
         default=None,
-        description="host:port of an external TF Serving for tensorflow models; "
-        "unset = start the embedded TF-Serving-compatible backend.",
+        description="gRPC target URI of an external TF Serving for tensorflow models "
+        "(host:port, dns:///name:port, ipv4:a:port,b:port, unix:path); calls are balanced "
+        "over every address. Unset = start the embedded TF-Serving-compatible backend.",
     )
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     grpc_max_message_bytes: int = Field(default=2**31 - 1, gt=0)
@@ -149,6 +156,24 @@ class Settings(BaseSettings):
     # call made while the channel waits to reconnect to a restarted TF Serving still succeeds.
     tf_retry_initial_backoff_seconds: float = Field(default=0.1, gt=0)
     tf_retry_max_backoff_seconds: float = Field(default=1.0, gt=0)
+    tf_status_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often every TF Serving replica is asked for its models' status "
+        "(what /readyz and /backends show; probes never wait on a backend)",
+    )
+    tf_dns_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how often a TF Serving target is resolved again, so replicas added "
+        "behind a DNS name get calls within this time; 0 = only at start",
+    )
+    tf_ejection_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a TF Serving replica whose calls fail is set aside (outlier "
+        "ejection; longer each time it is ejected again)",
+    )
     max_concurrent_per_model: int = Field(
         default=256,
         ge=1,
@@ -191,6 +216,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     access_log: bool = Field(default=True, description="one JSON log line per request")
 
+    @field_validator("tf_serving_target")
+    @classmethod
+    def _valid_global_target(cls, target: str | None) -> str | None:
+        return _valid_target(target)
+
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
         names = [model.name for model in self.models]
@@ -210,6 +240,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then the environment, then the YAML file (if any)."""
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def _valid_target(target: str | None) -> str | None:
+    if target is not None:
+        try:
+            parse_target(target)
+        except TargetError as error:
+            raise ValueError(str(error)) from None
+    return target
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

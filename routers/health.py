@@ -41,7 +41,7 @@ async def readiness(request: Request) -> Response:
     dataplane: DataPlane = request.app.state.dataplane
     problems = {
         name: _ABSOLUTE_PATH.sub("<path>", reason) + f" (details: GET /v1/models/{name})"
-        for name, reason in (await dataplane.unready_models()).items()
+        for name, reason in dataplane.unready_models().items()
     }
     if not problems:
         return Response(orjson.dumps({"status": "ready"}), media_type=JSON)

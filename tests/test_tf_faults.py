@@ -279,7 +279,8 @@ async def test_not_found_evicts_cached_metadata(gateway: tuple[httpx.AsyncClient
 
 
 async def test_the_request_id_reaches_tf_serving(gateway: tuple[httpx.AsyncClient, int]) -> None:
-    """The caller's X-Request-ID arrives at TF Serving as gRPC metadata on every call."""
+    """The caller's X-Request-ID arrives at TF Serving as gRPC metadata on every call the
+    request makes (the replica monitor's background status polls belong to no request)."""
     _, port = gateway
     proxy = GrpcProxy(f"127.0.0.1:{port}")
     await proxy.start()
@@ -288,6 +289,9 @@ async def test_the_request_id_reaches_tf_serving(gateway: tuple[httpx.AsyncClien
         async with gateway_client(settings) as http:
             response = await _post(http, TF_PREDICT, TF_BODY, {"X-Request-ID": "trace-42"})
         assert response.status_code == 200, response.text
-        assert proxy.calls and {meta.get("x-request-id") for _, meta in proxy.calls} == {"trace-42"}
+        request_calls = [meta for method, meta in proxy.calls if "PredictionService" in method]
+        assert request_calls and {meta.get("x-request-id") for meta in request_calls} == {
+            "trace-42"
+        }
     finally:
         await proxy.stop()

@@ -98,6 +98,7 @@ def _run(options: ServerOptions, configs: list[ModelConfig]) -> int:
             ("grpc.max_send_message_length", INT32_MAX),
             ("grpc.max_receive_message_length", INT32_MAX),
             ("grpc.so_reuseport", 0),
+            *options.grpc_channel_arguments,
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(

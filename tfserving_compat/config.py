@@ -51,6 +51,7 @@ class ServerOptions:
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
     exit_with_parent: bool = False
+    grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
 
 
 def _parse_bool(text: str) -> bool:
@@ -125,10 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=60_000_000,
         help="interval between load retries, in microseconds",
     )
+    add(
+        "--grpc_channel_arguments",
+        default="",
+        help="comma-separated key=value gRPC server arguments, e.g. "
+        "grpc.max_connection_age_ms=2000 (integer values are passed as integers)",
+    )
     add("--saved_model_tags", default="serve", help="comma-separated MetaGraphDef tags")
     add("--tensorflow_intra_op_parallelism", type=int, default=0, help="0 = auto")
     add("--tensorflow_inter_op_parallelism", type=int, default=0, help="0 = auto")
     return parser
+
+
+def parse_grpc_channel_arguments(text: str) -> tuple[tuple[str, int | str], ...]:
+    """TF Serving's --grpc_channel_arguments: `key=value` pairs split on commas; a value
+    that parses as an integer is passed as one, any other as a string."""
+    arguments: list[tuple[str, int | str]] = []
+    for item in filter(None, text.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--grpc_channel_arguments: {item!r} is not key=value")
+        try:
+            arguments.append((key, int(value)))
+        except ValueError:
+            arguments.append((key, value))
+    return tuple(arguments)
 
 
 def parse_flags(argv: Sequence[str] | None = None) -> ServerOptions:
@@ -145,7 +167,12 @@ def parse_flags(argv: Sequence[str] | None = None) -> ServerOptions:
             "Both server_options.model_base_path and server_options.model_config_file are empty!"
         )
     tags = tuple(t for t in ns.saved_model_tags.split(",") if t)
+    try:
+        channel_arguments = parse_grpc_channel_arguments(ns.grpc_channel_arguments)
+    except ValueError as error:
+        parser.error(str(error))
     return ServerOptions(
+        grpc_channel_arguments=channel_arguments,
         port=ns.port,
         host=ns.host,
         model_name=ns.model_name,
