@@ -178,8 +178,11 @@ class BalancedChannel:
         self._closing: set[asyncio.Task[None]] = set()
 
     def open(self) -> None:
-        """Create the channel; it connects lazily, so nothing here fails on a dead server."""
-        self._use(grpc.aio.insecure_channel(self.target, options=self._options))
+        """Create the channel and start connecting to every replica (so an unreachable
+        target is known before the first call); nothing here fails on a dead server."""
+        channel = grpc.aio.insecure_channel(self.target, options=self._options)
+        channel.get_state(try_to_connect=True)
+        self._use(channel)
 
     def _use(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel

@@ -13,6 +13,8 @@ status current in the background, for readiness and `GET /backends`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -93,6 +95,7 @@ class TfServingBackend:
         )
         self._metadata_ttl = metadata_ttl_seconds
         self._metadata_cache: dict[_MetadataKey, tuple[float, ModelMetadata]] = {}
+        self._metadata_pending: dict[_MetadataKey, asyncio.Future[ModelMetadata]] = {}
 
     async def start(self) -> None:
         """Open the channel and start the replica monitor. The channel connects lazily, so
@@ -126,12 +129,28 @@ class TfServingBackend:
             del self._metadata_cache[key]
 
     async def metadata(self, spec: ModelSpec) -> ModelMetadata:
-        """GetModelMetadata for `spec`, cached for `metadata_ttl_seconds`."""
+        """GetModelMetadata for `spec`, cached for `metadata_ttl_seconds`.
+
+        Concurrent requests that miss the cache share one call (a burst after the TTL
+        expires costs one call, not one per request); if that call fails, each makes
+        its own, so one caller's short deadline is nobody else's error.
+        """
         key: _MetadataKey = (spec.name, spec.version, spec.label)
         cached = self._metadata_cache.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        pending = self._metadata_pending.get(key)
+        if pending is not None:
+            with contextlib.suppress(ServingError):
+                return await asyncio.shield(pending)
+            return await self._fetch_metadata(spec, key)
+        task = asyncio.ensure_future(self._fetch_metadata(spec, key))
+        self._metadata_pending[key] = task
+        task.add_done_callback(lambda _: self._metadata_pending.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _fetch_metadata(self, spec: ModelSpec, key: _MetadataKey) -> ModelMetadata:
+        now = time.monotonic()
         request = get_model_metadata_pb2.GetModelMetadataRequest(
             model_spec=_model_spec(spec), metadata_field=["signature_def"]
         )
