@@ -243,9 +243,7 @@ async def test_backends_view_and_metrics_show_every_replica(
     body = (await gateway.get("/backends")).json()
     (backend,) = body["backends"]
     assert backend["target"] == _ipv4_target(replicas) and backend["checked"]
-    assert {replica["address"] for replica in backend["replicas"]} == {
-        r.address for r in replicas
-    }
+    assert {replica["address"] for replica in backend["replicas"]} == {r.address for r in replicas}
     for replica in backend["replicas"]:
         assert replica["reachable"], replica
         (version,) = replica["models"]["half_plus_two"]
@@ -393,9 +391,7 @@ def dns_zone() -> Iterator[tuple[_Records, int]]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    servers = [
-        DNSServer(records, port=port, address="127.0.0.1", tcp=tcp) for tcp in (False, True)
-    ]
+    servers = [DNSServer(records, port=port, address="127.0.0.1", tcp=tcp) for tcp in (False, True)]
     for server in servers:
         server.start_thread()
     try:
