@@ -1,20 +1,26 @@
 """docker-compose.yml, the Dockerfile and the deploy configs agree with each other.
 
 No Docker engine runs here, so this checks what can be checked without one: the files
-parse, the gateway points at the TF Serving service's gRPC port, both see the same
-models, the TF Serving config is valid for TF Serving's own proto parser, and the
-image runs as a non-root user with a healthcheck.
+parse, the gateway points at every TF Serving replica's gRPC port (a dns:/// target over
+the replicated service), both see the same models and labels as examples/config.yaml (so
+the README's examples work under compose), the TF Serving config is valid for TF Serving's
+own proto parser, the image runs as a non-root user with a healthcheck, and .dockerignore
+keeps what the image needs.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from tests.conftest import REPO
+
+COMPOSE_TARGET = "dns:///tfserving:8500"
 
 
 def _compose() -> dict[str, object]:
@@ -31,15 +37,33 @@ def test_compose_runs_a_pinned_tf_serving_and_points_the_gateway_at_it() -> None
     assert "--port=8500" in tfserving["command"]
     gateway = services["gateway"]
     assert gateway["build"] == "."
-    assert gateway["environment"]["GATEWAY_TF_SERVING_TARGET"] == "tfserving:8500"
+    assert gateway["environment"]["GATEWAY_TF_SERVING_TARGET"] == COMPOSE_TARGET
     assert "tfserving" in gateway["depends_on"]
+
+
+def test_compose_runs_tf_serving_replicas_that_accept_the_gateways_pings() -> None:
+    tfserving = _compose()["services"]["tfserving"]  # type: ignore[index]
+    assert tfserving["deploy"]["replicas"] >= 2
+    assert "ports" not in tfserving, "replicas cannot share one host port"
+    assert "container_name" not in tfserving, "replicas cannot share one name"
+    command = tfserving["command"]
+    assert "--allow_version_labels_for_unavailable_models=true" in command
+    (channel_arguments,) = [a for a in command if a.startswith("--grpc_channel_arguments=")]
+    arguments = dict(a.split("=") for a in channel_arguments.split("=", 1)[1].split(","))
+    keepalive = Settings.model_fields.get("tf_keepalive_time_seconds")
+    keepalive_ms = 1000 * (10.0 if keepalive is None else float(keepalive.default))
+    assert int(arguments["grpc.http2.min_ping_interval_without_data_ms"]) < keepalive_ms
 
 
 def test_gateway_and_tf_serving_see_the_same_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEWAY_TF_SERVING_TARGET", raising=False)
     settings = load_settings(REPO / "deploy" / "gateway-compose.yaml")
-    assert settings.tf_serving_target == "tfserving:8500"
-    tf_models = {m.name: m.base_path for m in settings.models if m.platform == "tensorflow"}
+    assert settings.tf_serving_target == COMPOSE_TARGET
+    tf_models = {
+        m.name: (m.base_path, m.version_labels)
+        for m in settings.models
+        if m.platform == "tensorflow"
+    }
 
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
@@ -48,7 +72,9 @@ def test_gateway_and_tf_serving_see_the_same_models(monkeypatch: pytest.MonkeyPa
         (REPO / "deploy" / "tfserving-models.config").read_text(),
         model_server_config_pb2.ModelServerConfig(),
     )
-    served = {c.name: c.base_path for c in config.model_config_list.config}
+    served = {
+        c.name: (c.base_path, dict(c.version_labels)) for c in config.model_config_list.config
+    }
     assert served == tf_models
 
     services = _compose()["services"]
@@ -58,12 +84,52 @@ def test_gateway_and_tf_serving_see_the_same_models(monkeypatch: pytest.MonkeyPa
     assert services["models"]["command"][:2] == ["gateway", "build-examples"]
 
 
+def test_compose_serves_the_models_and_labels_of_the_default_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's examples (label `stable` included) work under compose as by default."""
+    monkeypatch.delenv("GATEWAY_TF_SERVING_TARGET", raising=False)
+    compose = load_settings(REPO / "deploy" / "gateway-compose.yaml")
+    default = load_settings(REPO / "examples" / "config.yaml")
+
+    def summary(s: Settings) -> list[tuple[str, str, str, dict[str, int]]]:
+        return [(m.name, m.platform, Path(m.base_path).name, m.version_labels) for m in s.models]
+
+    assert summary(compose) == summary(default)
+    labels = {(m.name, label) for m in compose.models for label in m.version_labels}
+    used = re.findall(r"/v1/models/([\w.-]+)/labels/([\w.-]+):", (REPO / "README.md").read_text())
+    assert used, "the README shows label requests"
+    assert set(used) <= labels
+
+
 def test_dockerfile_is_slim_non_root_and_health_checked() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
-    assert "\nUSER gateway" in dockerfile
+    assert "\nUSER 10001" in dockerfile, "numeric, for Kubernetes' runAsNonRoot"
+    assert "--uid 10001" in dockerfile
     assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
     copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
     for package in ("gateway", "routers", "clients", "tfserving_compat", "examples", "deploy"):
         assert package in copied, f"the image must contain {package}/"
     assert Path(REPO / "pyproject.toml").is_file()
+
+
+def test_dockerignore_keeps_what_the_image_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]
+    ]
+    assert "README.md" in copied and "pyproject.toml" in copied
+    for source in copied:
+        excluded = [p for p in patterns if fnmatch.fnmatch(source, p.lstrip("!"))]
+        assert not excluded, f"{source} is COPYed but .dockerignore excludes it ({excluded})"
+    for unwanted in (".git", "examples/models", "bench", ".mypy_cache"):
+        assert unwanted in patterns, f".dockerignore should exclude {unwanted}"
