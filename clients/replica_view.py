@@ -37,6 +37,11 @@ class TargetView:
     checked: bool = False
     error: str = ""  # the target did not resolve
 
+    @property
+    def any_reachable(self) -> bool:
+        """Whether the last poll reached at least one replica."""
+        return any(replica.reachable for replica in self.replicas)
+
     def why_unready(self, name: str) -> str | None:
         """None when some replica has an AVAILABLE version of `name`, else why not."""
         if any(replica.available_versions(name) for replica in self.replicas):
@@ -45,7 +50,7 @@ class TargetView:
             return "the TensorFlow Serving backend has not been checked yet (starting)"
         if self.error:
             return f"the TensorFlow Serving backend cannot be resolved: {self.error}"
-        reachable = [replica for replica in self.replicas if replica.reachable]
-        if not reachable:
+        if not self.any_reachable:
             return "no TensorFlow Serving replica is reachable"
+        reachable = [replica for replica in self.replicas if replica.reachable]
         return why_unavailable([s for replica in reachable for s in replica.models.get(name, ())])

@@ -191,9 +191,10 @@ class BalancedChannel:
 
     def unreachable(self) -> bool:
         """Whether every replica failed to connect (gRPC's TRANSIENT_FAILURE): a call now
-        can only fail, so the caller can answer at once instead of retrying."""
+        can only fail, so the caller can answer at once instead of retrying. Asking also
+        makes an idle channel connect again, so the answer cannot stick without calls."""
         channel = self._channel
-        return channel is not None and channel.get_state() is _TRANSIENT_FAILURE
+        return channel is not None and channel.get_state(try_to_connect=True) is _TRANSIENT_FAILURE
 
     async def renew(self, ready_within_seconds: float, drain_seconds: float) -> bool:
         """Switch to a freshly resolved channel once it is ready; False if it was not ready

@@ -223,10 +223,11 @@ class TfServingBackend:
 
         A NOT_FOUND from an inference call (`evict_on_not_found` names its model) means
         the version we resolved is gone: its cached metadata is dropped, so the next
-        resolution asks the server again. When no replica can be reached the call is not
-        made: it could only fail, after the whole retry sequence.
+        resolution asks the server again. When no replica can be reached (gRPC has failed
+        to connect to every one, and the monitor's last poll reached none either) the call
+        is not made: it could only fail, after the whole retry sequence.
         """
-        if self._channel.unreachable():
+        if self._channel.unreachable() and not self.monitor.view.any_reachable:
             raise ServingError(Code.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         context = CALL_CONTEXT.get()
         timeout = context.remaining_seconds(default=self._timeout)

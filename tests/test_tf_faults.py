@@ -278,6 +278,27 @@ async def test_not_found_evicts_cached_metadata(gateway: tuple[httpx.AsyncClient
         await proxy.stop()
 
 
+async def test_a_burst_of_cache_misses_makes_one_metadata_call(
+    gateway: tuple[httpx.AsyncClient, int],
+) -> None:
+    """50 concurrent resolutions of an uncached model share one GetModelMetadata call."""
+    _, port = gateway
+    proxy = GrpcProxy(f"127.0.0.1:{port}")
+    await proxy.start()
+    client = TfServingBackend(proxy.target, metadata_ttl_seconds=3600)
+    await client.start()
+    try:
+        spec = ModelSpec("half_plus_two")
+        results = await asyncio.gather(*(client.metadata(spec) for _ in range(50)))
+        assert {metadata.version for metadata in results} == {123}
+        assert "serving_default" in results[0].signatures
+        calls = [method for method, _ in proxy.calls if method.endswith("/GetModelMetadata")]
+        assert len(calls) == 1, calls
+    finally:
+        await client.close()
+        await proxy.stop()
+
+
 async def test_the_request_id_reaches_tf_serving(gateway: tuple[httpx.AsyncClient, int]) -> None:
     """The caller's X-Request-ID arrives at TF Serving as gRPC metadata on every call the
     request makes (the replica monitor's background status polls belong to no request)."""
