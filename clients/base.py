@@ -48,8 +48,9 @@ class ModelBackend(Protocol):
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Run the signature `spec.signature_name` ("" = serving_default) on `inputs`.
 
-        `spec.version` is set: the core resolves it through `metadata` first.
-        Returns every output of the signature, by alias.
+        `spec` addresses the version as the caller did (a number, a label or latest): the
+        backend resolves it when it runs the call (the core resolved it through `metadata`
+        first, to type the inputs). Returns every output of the signature, by alias.
         """
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:

@@ -88,21 +88,17 @@ class DataPlane:
     ) -> dict[str, np.ndarray]:
         """Run the resolved signature on `inputs`; every output by alias.
 
-        `requested` is the spec as the caller addressed it. When it named no version (latest
-        or a label) and the resolved version was unloaded in between (a version swap), the
-        version is resolved again and the call made once more, so a swap loses no request.
+        `requested` is the spec as the caller addressed it. The backend is asked for that
+        (latest, a label or a number) under the resolved signature's name, so it resolves
+        latest and labels when it runs the call: a version swap between the resolution and
+        the call loses no request, and each TF Serving replica answers "latest" with its
+        own newest version during a rolling update (as behind a Service in front of TF
+        Serving). Without `requested`, the resolved version is asked for.
         """
-        entry = self._entry(resolved.spec)
-        try:
-            return await self._call(entry, lambda backend: backend.predict(resolved.spec, inputs))
-        except ServingError as error:
-            if error.code != Code.NOT_FOUND or requested is None or requested.version is not None:
-                raise
-            again = await self.resolve_signature(requested)
-            # Inputs were typed by the old signature: retry only if the new one takes the same.
-            if again.spec.version == resolved.spec.version or again.signature != resolved.signature:
-                raise
-        return await self._call(entry, lambda backend: backend.predict(again.spec, inputs))
+        spec = resolved.spec
+        if requested is not None:
+            spec = ModelSpec(spec.name, requested.version, requested.label, spec.signature_name)
+        return await self._call(self._entry(spec), lambda backend: backend.predict(spec, inputs))
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
         """Classify the examples with `spec`'s model."""
