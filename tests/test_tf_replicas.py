@@ -31,6 +31,7 @@ from grpc._cython import cygrpc
 from clients.tf_channel import UNAVAILABLE_MESSAGE
 from gateway.settings import ModelConfig, Settings
 from tests.conftest import gateway_client
+from tests.grpc_proxy import GrpcProxy
 
 REPLICA_IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 LATE_IP = "127.0.0.5"
@@ -288,6 +289,36 @@ async def test_sigkill_of_a_replica_under_load_fails_no_request(
         assert {response.status_code for response in responses} == {200}
 
 
+def _predicts(proxy: GrpcProxy) -> int:
+    """Predict calls the proxy received (the monitor's status polls aside)."""
+    return sum(method.endswith("/Predict") for method, _ in proxy.calls)
+
+
+async def test_a_replica_that_fails_its_calls_is_ejected_and_they_are_retried(
+    replicas: list[Replica],
+) -> None:
+    """A third replica answers every call with UNAVAILABLE (a real gRPC server, stuck
+    "not serving"): its calls are retried on the two good replicas, no request fails,
+    and outlier detection ejects it so it stops getting calls."""
+    failing = GrpcProxy(replicas[0].address.removeprefix("ipv4:"), fail_first=10**9)
+    await failing.start()
+    try:
+        good = replicas[1:]
+        target = _ipv4_target(good) + "," + failing.target
+        async with gateway_client(_settings(target, tf_ejection_seconds=30)) as http:
+            await _until_ready(http)
+            async with Load(http) as load:
+                await asyncio.sleep(2.0)  # one ejection interval and then some
+                predicts_then = _predicts(failing)
+                await asyncio.sleep(1.5)
+            assert load.failures() == [], load.failures()[:3]
+            assert len(load.answers) > 50
+            assert predicts_then > 0, "the failing replica never got a call"
+            assert _predicts(failing) == predicts_then, "the ejected replica still gets calls"
+    finally:
+        await failing.stop()
+
+
 async def test_a_hung_replica_costs_only_its_calls_in_flight_and_is_set_aside(
     gateway: httpx.AsyncClient, replicas: list[Replica]
 ) -> None:
@@ -298,18 +329,21 @@ async def test_a_hung_replica_costs_only_its_calls_in_flight_and_is_set_aside(
         async with Load(gateway, workers=workers) as load:
             await asyncio.sleep(1.0)
             hung.signal(signal.SIGSTOP)
-            # Its calls in flight end at their deadline, which ejects it.
-            await asyncio.sleep(TIMEOUT + 1.5)
+            # Its calls in flight end at their deadline, and those failures eject it at the
+            # end of their 1 s interval (if they straddle two intervals, with too few calls
+            # in each, after the next round of calls to it: two deadlines).
+            await asyncio.sleep(2 * TIMEOUT + 1.5)
             started_then = calls_by_replica(target)[hung.address][0]
             await asyncio.sleep(2.5)
             started_later = calls_by_replica(target)[hung.address][0]
         assert started_later == started_then, "the hung replica still gets calls"
         # No request waited past its deadline; the only failures are 504s of calls that
-        # were on the hung replica, at most a few per caller.
+        # were on the hung replica: each caller's call in flight, and at most two more
+        # rounds before the ejection.
         assert max(seconds for _, seconds, _ in load.answers) < TIMEOUT + 1.0
         failures = load.failures()
         assert {status for status, _, _ in failures} <= {504}, failures[:3]
-        assert len(failures) <= 2 * workers, len(failures)
+        assert len(failures) <= 3 * workers, len(failures)
         view = (await gateway.get("/backends")).json()["backends"][0]
         stopped = next(r for r in view["replicas"] if r["address"] == hung.address)
         assert not stopped["reachable"], stopped
