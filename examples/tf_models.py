@@ -148,10 +148,10 @@ def _tensor_signature(inputs: dict[str, Any], outputs: dict[str, Any], method: s
     return signature
 
 
-def _half_plus_two_graph() -> _HalfPlusTwoTensors:
-    """Create the half_plus_two ops in the current default graph."""
+def _half_plus_two_graph(plus: float) -> _HalfPlusTwoTensors:
+    """Create the half_plus_two ops (y = 0.5 * x + plus) in the current default graph."""
     a = _v1.Variable(0.5, name="a")
-    b = _v1.Variable(2.0, name="b")
+    b = _v1.Variable(plus, name="b")
     c = _v1.Variable(3.0, name="c")
     # Unknown rank like TF Serving's export; reshaped to a batch vector before parsing.
     serialized = _v1.placeholder(tf.string, name="tf_example")
@@ -207,11 +207,11 @@ def _asset_main_op(asset_dir: Path) -> tuple[Any, Any]:
     return _v1.get_collection(_v1.GraphKeys.ASSET_FILEPATHS), main_op
 
 
-def _export_half_plus_two(export_dir: Path, asset_dir: Path) -> None:
+def _export_half_plus_two(export_dir: Path, asset_dir: Path, plus: float) -> None:
     """Write the half_plus_two SavedModel to ``export_dir`` (which must not exist)."""
     builder = _v1.saved_model.builder.SavedModelBuilder(str(export_dir))
     with tf.Graph().as_default() as graph, _v1.Session(graph=graph) as sess:
-        tensors = _half_plus_two_graph()
+        tensors = _half_plus_two_graph(plus)
         assets, main_op = _asset_main_op(asset_dir)
         sess.run(_v1.global_variables_initializer())
         builder.add_meta_graph_and_variables(
@@ -225,16 +225,19 @@ def _export_half_plus_two(export_dir: Path, asset_dir: Path) -> None:
     builder.save()
 
 
-def build_half_plus_two(models_dir: Path, version: int = 1) -> Path:
-    """Export y = 0.5*x + 2 (TF Serving's half_plus_two) to ``models_dir/half_plus_two/<version>``.
+def build_half_plus_two(
+    models_dir: Path, version: int = 1, *, name: str = HALF_PLUS_TWO, plus: float = 2.0
+) -> Path:
+    """Export y = 0.5*x + 2 (TF Serving's half_plus_two) to ``models_dir/<name>/<version>``.
 
-    Returns the version directory.
+    ``plus`` replaces the 2 (``plus=3``: like TF Serving's half_plus_three); the tests build
+    their stand-ins for TF Serving's test models this way. Returns the version directory.
     """
     started = time.perf_counter()
-    target = Path(models_dir) / HALF_PLUS_TWO / str(version)
-    with _staged_version_dir(models_dir, HALF_PLUS_TWO, version) as export_dir:
-        _export_half_plus_two(export_dir, export_dir.parent / "asset_src")
-    _log_written(HALF_PLUS_TWO, target, started)
+    target = Path(models_dir) / name / str(version)
+    with _staged_version_dir(models_dir, name, version) as export_dir:
+        _export_half_plus_two(export_dir, export_dir.parent / "asset_src", plus)
+    _log_written(name, target, started)
     return target
 
 

@@ -4,6 +4,7 @@ and the gateway app driven over HTTP (httpx against the ASGI app)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -20,15 +21,30 @@ from clients.types import ModelSource, VersionPolicy
 from gateway.app import create_app
 from gateway.settings import ModelConfig, Settings
 
-# TF Serving's own test SavedModels, in ../shared beside the repository (CI has them).
+# TF Serving's own test SavedModels, in ../shared beside the repository (CI has them; see
+# README "Tests"). TFSERVING_TESTDATA=DIR points elsewhere (=/nonexistent: run as a clone).
 REPO = Path(__file__).resolve().parents[1]
-TFSERVING_TESTDATA = REPO.parent / "shared" / "testdata" / "tfserving"
+TFSERVING_TESTDATA = Path(
+    os.environ.get("TFSERVING_TESTDATA") or REPO.parent / "shared" / "testdata" / "tfserving"
+)
+
+
+HAS_TFSERVING_TESTDATA = TFSERVING_TESTDATA.is_dir()
+# The one reason every fidelity test skips with when that folder is absent (a plain clone).
+TFSERVING_TESTDATA_MISSING = (
+    f"fidelity test against TF Serving's own exports: {TFSERVING_TESTDATA} not found "
+    "(README, Tests: where that data comes from)"
+)
+# Marks a test (or a parameter) that compares with TF Serving's own exports.
+needs_tfserving_testdata = pytest.mark.skipif(
+    not HAS_TFSERVING_TESTDATA, reason=TFSERVING_TESTDATA_MISSING
+)
 
 
 def require_tfserving_testdata() -> Path:
-    """The shared testdata folder, or skip the test that needs it, saying why."""
-    if not TFSERVING_TESTDATA.is_dir():
-        pytest.skip(f"TF Serving's test models are not at {TFSERVING_TESTDATA}")
+    """The shared testdata folder, or skip the (fidelity) test that needs it, saying why."""
+    if not HAS_TFSERVING_TESTDATA:
+        pytest.skip(TFSERVING_TESTDATA_MISSING)
     return TFSERVING_TESTDATA
 
 
@@ -50,29 +66,70 @@ LEAK_MARKERS = (
 )
 
 
-# name -> (folder under TFSERVING_TESTDATA, version policy, labels)
-TF_TEST_MODELS: dict[str, tuple[str, VersionPolicy, dict[str, int]]] = {
-    "half_plus_two": ("saved_model_half_plus_two_cpu", VersionPolicy(), {}),
+# The TF models every TF test uses: our own stand-ins for TF Serving's test models, with
+# their names, versions and labels, built by examples/tf_models.py for the session
+# (`tf_test_models`). name -> (version policy, labels)
+TF_TEST_MODELS: dict[str, tuple[VersionPolicy, dict[str, int]]] = {
+    "half_plus_two": (VersionPolicy(), {}),
+    "two_versions": (VersionPolicy(kind="all"), {"stable": 123, "canary": 124}),
+    "half_plus_three": (VersionPolicy(), {}),
+    "bad_half_plus_two": (VersionPolicy(), {}),  # a version that fails to load
+}
+# TF Serving's own exports, served beside them only when ../shared is there, for the
+# fidelity tests. name -> (folder under TFSERVING_TESTDATA, version policy, labels)
+TF_SERVING_EXPORTS: dict[str, tuple[str, VersionPolicy, dict[str, int]]] = {
+    "tfs_half_plus_two": ("saved_model_half_plus_two_cpu", VersionPolicy(), {}),
     "half_plus_two_tf2": ("saved_model_half_plus_two_tf2_cpu", VersionPolicy(), {}),
-    "two_versions": (
+    "tfs_two_versions": (
         "saved_model_half_plus_two_2_versions",
         VersionPolicy(kind="all"),
         {"stable": 123, "canary": 124},
     ),
-    "half_plus_three": ("saved_model_half_plus_three", VersionPolicy(), {}),
-    "bad_half_plus_two": ("bad_half_plus_two", VersionPolicy(), {}),
 }
 
 
+def build_tf_test_models(models_dir: Path) -> Path:
+    """TF_TEST_MODELS in `models_dir`: half_plus_two (y = 0.5x + 2, with TF Serving's
+    signatures) at version 123, two_versions at 123 and 124, half_plus_three (0.5x + 3) at
+    123, and bad_half_plus_two: version 00000123 holds an old session-bundle export's file
+    names and no SavedModel, like TF Serving's own bad_half_plus_two."""
+    from examples.tf_models import build_half_plus_two
+
+    build_half_plus_two(models_dir, 123)
+    build_half_plus_two(models_dir, 123, name="two_versions")
+    build_half_plus_two(models_dir, 124, name="two_versions")
+    build_half_plus_two(models_dir, 123, name="half_plus_three", plus=3.0)
+    bad = models_dir / "bad_half_plus_two" / "00000123"
+    bad.mkdir(parents=True)
+    for name in ("checkpoint", "export", "export.meta"):
+        (bad / name).write_bytes(b"not a SavedModel\n")
+    return models_dir
+
+
 @pytest.fixture(scope="session")
-def compat_backend() -> Iterator[EmbeddedTfServing]:
-    """`python -m tfserving_compat` in its own process, serving TF Serving's test models."""
-    testdata = require_tfserving_testdata()
+def tf_test_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of TF_TEST_MODELS' base paths (`<dir>/<name>`), built for the session."""
+    return build_tf_test_models(tmp_path_factory.mktemp("tf-test-models"))
+
+
+def tf_test_sources(models_dir: Path) -> list[ModelSource]:
+    """TF_TEST_MODELS in `models_dir`, plus TF_SERVING_EXPORTS when ../shared is there."""
     sources = [
-        ModelSource(name, str(testdata / folder), policy, labels)
-        for name, (folder, policy, labels) in TF_TEST_MODELS.items()
+        ModelSource(name, str(models_dir / name), policy, labels)
+        for name, (policy, labels) in TF_TEST_MODELS.items()
     ]
-    server = EmbeddedTfServing(sources, poll_seconds=0)
+    if HAS_TFSERVING_TESTDATA:
+        sources += [
+            ModelSource(name, str(TFSERVING_TESTDATA / folder), policy, labels)
+            for name, (folder, policy, labels) in TF_SERVING_EXPORTS.items()
+        ]
+    return sources
+
+
+@pytest.fixture(scope="session")
+def compat_backend(tf_test_models: Path) -> Iterator[EmbeddedTfServing]:
+    """`python -m tfserving_compat` in its own process, serving `tf_test_sources`."""
+    server = EmbeddedTfServing(tf_test_sources(tf_test_models), poll_seconds=0)
     server.start()
     try:
         if not asyncio.run(server.wait_until_listening(180)):
@@ -112,11 +169,13 @@ def sklearn_model_configs(models_dir: Path) -> list[ModelConfig]:
 
 
 @pytest.fixture(scope="session")
-def gateway_settings(compat_backend: EmbeddedTfServing, sklearn_models_dir: Path) -> Settings:
+def gateway_settings(
+    compat_backend: EmbeddedTfServing, tf_test_models: Path, sklearn_models_dir: Path
+) -> Settings:
     """The gateway in front of the separate backend process, plus in-process sklearn models."""
     tf_models = [
-        ModelConfig(name=name, platform="tensorflow", base_path=str(TFSERVING_TESTDATA / folder))
-        for name, (folder, _, _) in TF_TEST_MODELS.items()
+        ModelConfig(name=source.name, platform="tensorflow", base_path=source.base_path)
+        for source in tf_test_sources(tf_test_models)
     ]
     return Settings(
         tf_serving_target=compat_backend.target,

@@ -1,18 +1,21 @@
 """TensorFlow models through the gateway, over real gRPC to a separate backend process.
 
 Expected answers are TF Serving's own (shared/testdata/tfserving/NOTICE.md and
-http_rest_api_handler_test.cc, cited in TFSERVING-REST-SPEC.md).
+http_rest_api_handler_test.cc, cited in TFSERVING-REST-SPEC.md), on our own stand-ins for
+its test models (tests/conftest.py TF_TEST_MODELS); the fidelity tests marked
+`needs_tfserving_testdata` run on TF Serving's own exports (TF_SERVING_EXPORTS).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import require_tfserving_testdata
+from tests.conftest import TFSERVING_TESTDATA, needs_tfserving_testdata
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -56,10 +59,17 @@ def compact(body: bytes) -> bytes:
             {"instances": [[1.0, 2.0], [3.0, 4.0]]},
             b'{"predictions":[[2.5,3.0],[3.5,4.0]]}',
         ),
-        (
+        pytest.param(
             "/v1/models/half_plus_two_tf2:predict",
             {"instances": [2.0, 3.0, 4.0]},
             b'{"predictions":[3.0,3.5,4.0]}',
+            marks=needs_tfserving_testdata,
+        ),
+        pytest.param(
+            "/v1/models/tfs_half_plus_two:predict",
+            {"instances": [2.0, 3.0, 4.0]},
+            b'{"predictions":[3.0,3.5,4.0]}',
+            marks=needs_tfserving_testdata,
         ),
         ("/V1/MODELS/half_plus_two:predict", {"inputs": 2.0}, b'{"outputs":3.0}'),
         ("/v1/models/half_plus_three:predict", {"instances": [1, 2]}, b'{"predictions":[3.5,4.0]}'),
@@ -88,24 +98,23 @@ async def test_status_of_half_plus_two(client: httpx.AsyncClient) -> None:
     }
 
 
-async def test_metadata_matches_tf_serving(client: httpx.AsyncClient) -> None:
-    expected = json.loads(
-        (require_tfserving_testdata() / "half_plus_two_model_metadata.json").read_text()
-    )
-    expected["model_spec"]["name"] = "half_plus_two"  # TF Serving's test served it as "default"
-    response = await client.get("/v1/models/half_plus_two/metadata")
+@needs_tfserving_testdata
+@pytest.mark.parametrize("model", ["tfs_half_plus_two", "half_plus_two"])  # theirs, ours
+async def test_metadata_matches_tf_serving(client: httpx.AsyncClient, model: str) -> None:
+    expected = json.loads((TFSERVING_TESTDATA / "half_plus_two_model_metadata.json").read_text())
+    expected["model_spec"]["name"] = model  # TF Serving's test served it as "default"
+    response = await client.get(f"/v1/models/{model}/metadata")
     assert response.status_code == 200
     assert response.json() == expected
 
 
+@needs_tfserving_testdata
 async def test_metadata_of_two_versions_matches_tf_serving(client: httpx.AsyncClient) -> None:
     expected = json.loads(
-        (
-            require_tfserving_testdata() / "saved_model_half_plus_two_2_versions_metadata.json"
-        ).read_text()
+        (TFSERVING_TESTDATA / "saved_model_half_plus_two_2_versions_metadata.json").read_text()
     )
-    expected["model_spec"]["name"] = "two_versions"
-    response = await client.get("/v1/models/two_versions/versions/123/metadata")
+    expected["model_spec"]["name"] = "tfs_two_versions"
+    response = await client.get("/v1/models/tfs_two_versions/versions/123/metadata")
     assert response.status_code == 200
     assert response.json() == expected
 
@@ -170,11 +179,11 @@ async def test_failed_model_shows_in_status(client: httpx.AsyncClient) -> None:
 
 
 async def test_readiness_names_the_failed_model_without_server_paths(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, tf_test_models: Path
 ) -> None:
     status = await client.get("/v1/models/bad_half_plus_two")
     message = status.json()["model_version_status"][0]["status"]["error_message"]
-    testdata = str(require_tfserving_testdata())
+    testdata = str(tf_test_models)
     assert testdata in message  # TF Serving's own status names the path...
     ready = await client.get("/readyz")
     assert ready.status_code == 503

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,7 +22,7 @@ from pydantic import SecretStr
 
 from clients.embedded import EmbeddedTfServing
 from gateway.settings import ModelConfig, Settings
-from tests.conftest import REPO, TF_TEST_MODELS, TFSERVING_TESTDATA, gateway_client
+from tests.conftest import REPO, gateway_client
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 HEX_ID = re.compile(r"[0-9a-f]{32}")
@@ -170,13 +171,13 @@ async def test_global_load_shedding_is_counted(gateway_settings: Settings) -> No
 
 
 async def test_backend_unavailable_is_not_counted_as_shedding(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, tf_test_models: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 503 from an unreachable backend is an error logged with its request id, not load."""
     port_file = ModelConfig(
         name="half_plus_two",
         platform="tensorflow",
-        base_path=str(TFSERVING_TESTDATA / TF_TEST_MODELS["half_plus_two"][0]),
+        base_path=str(tf_test_models / "half_plus_two"),
     )
     settings = Settings(
         tf_serving_target="127.0.0.1:1",

@@ -29,11 +29,8 @@ from examples.tf_models import (
     load_digits_split,
     train_digits_model,
 )
+from tests.conftest import TFSERVING_TESTDATA, needs_tfserving_testdata
 
-# /work/main/tests/this.py -> /work/shared/testdata/tfserving (absent on users' machines).
-TFSERVING_TESTDATA = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "tfserving"
-)
 TFSERVING_HALF_PLUS_TWO = TFSERVING_TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"
 TFSERVING_METADATA = TFSERVING_TESTDATA / "half_plus_two_model_metadata.json"
 HALF_PLUS_TWO_SIGNATURES = {
@@ -200,9 +197,8 @@ def test_half_plus_two_regress_x2_to_y3(half_plus_two: LoadedModel) -> None:
     np.testing.assert_array_equal(y3, np.array([[4.0], [5.0]], dtype=np.float32))
 
 
+@needs_tfserving_testdata
 def test_half_plus_two_matches_tfserving_export(half_plus_two: LoadedModel) -> None:
-    if not TFSERVING_HALF_PLUS_TWO.is_dir():
-        pytest.skip(f"TF Serving's half_plus_two export not found at {TFSERVING_HALF_PLUS_TWO}")
     reference = load_saved_model(TFSERVING_HALF_PLUS_TWO)
     try:
         ours = half_plus_two.meta_graph.signature_def
@@ -220,9 +216,8 @@ def test_half_plus_two_matches_tfserving_export(half_plus_two: LoadedModel) -> N
         reference.session.close()
 
 
+@needs_tfserving_testdata
 def test_half_plus_two_matches_tfserving_metadata(half_plus_two: LoadedModel) -> None:
-    if not TFSERVING_METADATA.is_file():
-        pytest.skip(f"TF Serving's half_plus_two metadata not found at {TFSERVING_METADATA}")
     from google.protobuf import json_format
     from tensorflow_serving.apis import get_model_metadata_pb2
 

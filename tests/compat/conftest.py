@@ -1,4 +1,6 @@
-"""Fixtures: real `python -m tfserving_compat` processes over the shared TF Serving test models.
+"""Fixtures: real `python -m tfserving_compat` processes over the TF test models (our own
+stand-ins for TF Serving's, tests/conftest.py TF_TEST_MODELS; TF Serving's own exports beside
+them when ../shared is there).
 
 All server processes of the session start at once (TensorFlow's import dominates their
 startup), and tests talk to them over real gRPC.
@@ -19,8 +21,9 @@ import grpc
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[2]
-TESTDATA = REPO.parent / "shared" / "testdata" / "tfserving"
+from tests.conftest import HAS_TFSERVING_TESTDATA, REPO
+from tests.conftest import TFSERVING_TESTDATA as TESTDATA
+
 STARTUP_TIMEOUT_S = 120.0
 
 
@@ -93,12 +96,13 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
-def model_config_text() -> str:
-    """The session's ModelServerConfig: every shared test model, one of them broken."""
+def model_config_text(models: Path) -> str:
+    """The session's ModelServerConfig: every TF test model in `models` (one of them broken),
+    and TF Serving's TF2 export when ../shared is there."""
 
-    def entry(name: str, folder: str, extra: str = "") -> str:
+    def entry(name: str, base: Path, extra: str = "") -> str:
         return (
-            f'  config {{ name: "{name}" base_path: "{TESTDATA / folder}" '
+            f'  config {{ name: "{name}" base_path: "{base}" '
             f'model_platform: "tensorflow" {extra}}}\n'
         )
 
@@ -107,13 +111,20 @@ def model_config_text() -> str:
         'version_labels { key: "stable" value: 123 } '
         'version_labels { key: "canary" value: 124 } '
     )
+    fidelity = (
+        entry("half_plus_two_tf2", TESTDATA / "saved_model_half_plus_two_tf2_cpu")
+        + entry("tfs_half_plus_two", TESTDATA / "saved_model_half_plus_two_cpu")
+        + entry("tfs_two_versions", TESTDATA / "saved_model_half_plus_two_2_versions", labels)
+        if HAS_TFSERVING_TESTDATA
+        else ""
+    )
     return (
         "model_config_list {\n"
-        + entry("half_plus_two", "saved_model_half_plus_two_cpu")
-        + entry("half_plus_two_tf2", "saved_model_half_plus_two_tf2_cpu")
-        + entry("two_versions", "saved_model_half_plus_two_2_versions", labels)
-        + entry("bad_half_plus_two", "bad_half_plus_two")
-        + entry("half_plus_three", "saved_model_half_plus_three")
+        + entry("half_plus_two", models / "half_plus_two")
+        + entry("two_versions", models / "two_versions", labels)
+        + entry("bad_half_plus_two", models / "bad_half_plus_two")
+        + entry("half_plus_three", models / "half_plus_three")
+        + fidelity
         + "}\n"
     )
 
@@ -126,27 +137,24 @@ class Servers:
     single: Server  # --model_name/--model_base_path on a polled copy of a model
     single_base: Path
     bad_label: Server  # a label on a version that never loads: must refuse to start
+    models: Path  # the TF test models (tests/conftest.py tf_test_models)
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def servers(tmp_path_factory: pytest.TempPathFactory, tf_test_models: Path) -> Iterator[Servers]:
     """Starts every server at once; stops them at the end of the session."""
-    if not TESTDATA.is_dir():
-        pytest.skip(f"TF Serving test models not found at {TESTDATA}")
     work = tmp_path_factory.mktemp("compat")
     config = work / "models.config"
-    config.write_text(model_config_text())
+    config.write_text(model_config_text(tf_test_models))
     bad_label_config = work / "bad_label.config"
-    three = TESTDATA / "saved_model_half_plus_three"
+    three = tf_test_models / "half_plus_three"
     bad_label_config.write_text(
         f'model_config_list {{ config {{ name: "m" base_path: "{three}" '
         'model_platform: "tensorflow" version_labels { key: "gone" value: 999 } } }\n'
     )
     single_base = work / "polled"
     single_base.mkdir()
-    shutil.copytree(
-        TESTDATA / "saved_model_half_plus_two_2_versions" / "00000123", single_base / "00000123"
-    )
+    shutil.copytree(tf_test_models / "two_versions" / "123", single_base / "00000123")
 
     main = start_server(
         ["--model_config_file", str(config), "--file_system_poll_wait_seconds", "0"],
@@ -168,7 +176,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     try:
         wait_ready(main)
         wait_ready(single)
-        yield Servers(main, single, single_base, bad_label)
+        yield Servers(main, single, single_base, bad_label, tf_test_models)
     finally:
         for server in started:
             stop_server(server)

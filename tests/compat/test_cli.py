@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.compat.conftest import REPO, TESTDATA, Servers
+from tests.compat.conftest import REPO, Servers
 from tests.compat.helpers import predict_request
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -45,10 +45,7 @@ def test_single_model_flags_and_polling(servers: Servers) -> None:
         shutil.rmtree(servers.single_base / "00000200")
 
         # a good new version: loaded, then the old one unloaded (policy: latest 1)
-        shutil.copytree(
-            TESTDATA / "saved_model_half_plus_two_2_versions" / "00000124",
-            servers.single_base / "00000124",
-        )
+        shutil.copytree(servers.models / "two_versions" / "124", servers.single_base / "00000124")
         deadline = time.monotonic() + 30
         while (123, "END") not in _status(channel, "polled") and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -100,7 +97,7 @@ def test_relative_base_path_is_rejected() -> None:
     ) in result.stderr
 
 
-def test_exit_with_parent_leaves_no_orphan(tmp_path: Path) -> None:
+def test_exit_with_parent_leaves_no_orphan(tmp_path: Path, tf_test_models: Path) -> None:
     """With --exit_with_parent, a backend whose parent is SIGKILLed shuts itself down."""
     from clients.embedded import free_port
 
@@ -108,7 +105,7 @@ def test_exit_with_parent_leaves_no_orphan(tmp_path: Path) -> None:
         "import subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-m', 'tfserving_compat',\n"
         f"    '--port={free_port()}', '--model_name=half',\n"
-        f"    '--model_base_path={TESTDATA / 'saved_model_half_plus_two_cpu'}',\n"
+        f"    '--model_base_path={tf_test_models / 'half_plus_two'}',\n"
         "    '--exit_with_parent'])\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(600)\n"

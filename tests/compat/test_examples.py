@@ -13,8 +13,10 @@ from tests.compat.helpers import (
     regress_request,
     rpc_error,
 )
+from tests.conftest import needs_tfserving_testdata
 
-MODELS = ["half_plus_two", "half_plus_two_tf2"]
+# Our half_plus_two, and TF Serving's own TF2 export of it (from ../shared).
+MODELS = ["half_plus_two", pytest.param("half_plus_two_tf2", marks=needs_tfserving_testdata)]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -7,11 +7,11 @@ test closes a real TensorFlow session of a real SavedModel while a request holds
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.compat.conftest import TESTDATA
 from tfserving_compat.errors import ServingError, internal
 from tfserving_compat.loader import load_version
 from tfserving_compat.versions import (
@@ -101,10 +101,8 @@ def test_specific_versions_are_never_unloaded() -> None:
     assert next_action(versions, set(), frozenset()) == ("unload", 1)
 
 
-def test_unload_waits_for_the_request_holding_the_version() -> None:
-    path = TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"
-    if not path.is_dir():
-        pytest.skip(f"TF Serving test models not found at {path}")
+def test_unload_waits_for_the_request_holding_the_version(tf_test_models: Path) -> None:
+    path = tf_test_models / "half_plus_two" / "123"
     loaded = load_version(str(path), ("serve",))
     signature = loaded.signature_defs["serving_default"]
     feed, fetch = signature.inputs["x"].name, signature.outputs["y"].name

@@ -9,8 +9,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tests.compat.helpers import assert_error, predict_request
+from tests.conftest import needs_tfserving_testdata
 
-MODELS = ["half_plus_two", "half_plus_two_tf2"]
+# Our half_plus_two, and TF Serving's own TF2 export of it (from ../shared).
+MODELS = ["half_plus_two", pytest.param("half_plus_two_tf2", marks=needs_tfserving_testdata)]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -87,6 +89,7 @@ def test_no_inputs(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> N
     )
 
 
+@needs_tfserving_testdata
 def test_signature_default_fills_missing_input(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from tensorflow_serving.apis import (
 
 from tests.compat.conftest import TESTDATA
 from tests.compat.helpers import assert_error, predict_request
+from tests.conftest import needs_tfserving_testdata
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -55,8 +57,10 @@ def test_status_available(models: model_service_pb2_grpc.ModelServiceStub) -> No
     ]
 
 
-def test_status_of_failed_model(models: model_service_pb2_grpc.ModelServiceStub) -> None:
-    path = TESTDATA / "bad_half_plus_two" / "00000123"
+def test_status_of_failed_model(
+    models: model_service_pb2_grpc.ModelServiceStub, tf_test_models: Path
+) -> None:
+    path = tf_test_models / "bad_half_plus_two" / "00000123"
     assert rows(models.GetModelStatus(status_request("bad_half_plus_two"))) == [
         (
             123,
@@ -201,11 +205,14 @@ def expected_map(file_name: str) -> dict[str, Any]:
     return data["metadata"]["signature_def"]  # type: ignore[no-any-return]
 
 
+@needs_tfserving_testdata
 @pytest.mark.parametrize(
     ("model", "file_name"),
     [
+        ("tfs_half_plus_two", "half_plus_two_model_metadata.json"),
+        ("tfs_two_versions", "saved_model_half_plus_two_2_versions_metadata.json"),
+        # our own half_plus_two: TF Serving's signatures exactly
         ("half_plus_two", "half_plus_two_model_metadata.json"),
-        ("two_versions", "saved_model_half_plus_two_2_versions_metadata.json"),
     ],
 )
 def test_metadata_matches_tf_serving(
@@ -219,6 +226,7 @@ def test_metadata_matches_tf_serving(
     assert signature_map_json(response) == expected_map(file_name)
 
 
+@needs_tfserving_testdata
 def test_metadata_tf2(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:
     response = stub.GetModelMetadata(
         metadata_request("half_plus_two_tf2", "signature_def"), timeout=30

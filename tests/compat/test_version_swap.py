@@ -25,12 +25,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.compat.conftest import TESTDATA, Server, start_server, stop_server, wait_ready
+from tests.compat.conftest import Server, start_server, stop_server, wait_ready
 from tests.compat.helpers import predict_request
 
 State = get_model_status_pb2.ModelVersionStatus.State
-TWO = TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"
-THREE = TESTDATA / "saved_model_half_plus_three" / "00000123"
 X = [1.0, 2.0, 5.0]
 EXPECTED = {"two": [2.5, 3.0, 4.5], "three": [3.5, 4.0, 5.5]}
 DEADLINE_S = 60.0
@@ -41,23 +39,23 @@ Row = tuple[int, str, int, str]
 
 @dataclass
 class Swap:
-    """The server and the base paths of its two models."""
+    """The server, the base paths of its two models, and half_plus_three to swap in."""
 
     server: Server
     bases: dict[str, Path]
+    three: Path
 
 
 @pytest.fixture(scope="module")
-def swap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swap]:
+def swap(tmp_path_factory: pytest.TempPathFactory, tf_test_models: Path) -> Iterator[Swap]:
     """A server polling every second, models "swap" and "partial" at version 1 = half_plus_two."""
-    if not TESTDATA.is_dir():
-        pytest.skip(f"TF Serving test models not found at {TESTDATA}")
+    two = tf_test_models / "half_plus_two" / "123"
     work = tmp_path_factory.mktemp("swap")
     bases = {name: work / name for name in ("swap", "partial")}
     entries = ""
     for name, base in bases.items():
         base.mkdir()
-        shutil.copytree(TWO, base / "1")
+        shutil.copytree(two, base / "1")
         entries += f'config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" }} '
     config = work / "models.config"
     config.write_text(f"model_config_list {{ {entries}}}\n")
@@ -67,7 +65,7 @@ def swap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swap]:
     )
     try:
         wait_ready(server)
-        yield Swap(server, bases)
+        yield Swap(server, bases, tf_test_models / "half_plus_three" / "123")
     finally:
         stop_server(server)
 
@@ -142,7 +140,7 @@ async def test_swap_under_load_then_broken_version(swap: Swap) -> None:
             await load.until_served(1, 20)
 
             # a good version 2 (half_plus_three), renamed into place while requests run
-            shutil.copytree(THREE, base / ".incoming-2")
+            shutil.copytree(swap.three, base / ".incoming-2")
             move_into_place(base / ".incoming-2", base, 2)
             await wait_for_status(channel, "swap", [(2, "AVAILABLE", 0, ""), (1, "END", 0, "")])
             await load.until_served(2, 20)
@@ -186,7 +184,7 @@ async def test_incomplete_version_is_retried_once_complete(swap: Swap) -> None:
 
             # saved_model.pb present, variables not yet: the load fails, version 1 serves
             (base / ".incoming-2").mkdir()
-            shutil.copy2(THREE / "saved_model.pb", base / ".incoming-2" / "saved_model.pb")
+            shutil.copy2(swap.three / "saved_model.pb", base / ".incoming-2" / "saved_model.pb")
             move_into_place(base / ".incoming-2", base, 2)
             incomplete = (
                 2,
@@ -199,8 +197,8 @@ async def test_incomplete_version_is_retried_once_complete(swap: Swap) -> None:
             await load.until_served(1, 10)
 
             # the writer finishes: the changed directory is loaded again and takes over
-            shutil.copytree(THREE / "variables", base / "2" / "variables")
-            shutil.copytree(THREE / "assets", base / "2" / "assets")
+            shutil.copytree(swap.three / "variables", base / "2" / "variables")
+            shutil.copytree(swap.three / "assets", base / "2" / "assets")
             await wait_for_status(channel, "partial", [(2, "AVAILABLE", 0, ""), (1, "END", 0, "")])
             await load.until_served(2, 10)
         finally:
