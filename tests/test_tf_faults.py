@@ -27,7 +27,7 @@ from clients.tf_channel import UNAVAILABLE_MESSAGE
 from clients.tf_serving import TfServingBackend
 from clients.types import Code, ModelSpec, ServingError
 from gateway.settings import ModelConfig, Settings
-from tests.conftest import gateway_client, require_tfserving_testdata, sklearn_model_configs
+from tests.conftest import gateway_client, sklearn_model_configs
 from tests.grpc_proxy import GrpcProxy
 
 TF_PREDICT = "/v1/models/half_plus_two:predict"
@@ -38,13 +38,15 @@ TIMEOUT = 3.0  # the gateway's request_timeout_seconds in this module
 HANG = 30.0  # beyond its deadline plus this, a request hung
 
 
-def _half_plus_two() -> ModelConfig:
-    folder = require_tfserving_testdata() / "saved_model_half_plus_two_cpu"
+def _half_plus_two(tf_test_models: Path) -> ModelConfig:
+    folder = tf_test_models / "half_plus_two"
     return ModelConfig(name="half_plus_two", platform="tensorflow", base_path=str(folder))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def gateway(sklearn_models_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:
+async def gateway(
+    sklearn_models_dir: Path, tf_test_models: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:
     """The gateway on its embedded backend (fixed port), once TF answers; and that port."""
     port = free_port()
     settings = Settings(
@@ -52,7 +54,7 @@ async def gateway(sklearn_models_dir: Path) -> AsyncIterator[tuple[httpx.AsyncCl
         embedded_poll_seconds=0,
         request_timeout_seconds=TIMEOUT,
         metadata_ttl_seconds=0,
-        models=[_half_plus_two(), *sklearn_model_configs(sklearn_models_dir)],
+        models=[_half_plus_two(tf_test_models), *sklearn_model_configs(sklearn_models_dir)],
     )
     async with gateway_client(settings) as http:
         await _until_tf_serves(http)
@@ -97,12 +99,12 @@ def _assert_clean_error(response: httpx.Response, *statuses: int) -> None:
     assert "Traceback" not in body["error"] and "127.0.0.1" not in body["error"], body
 
 
-async def test_unreachable_backend_at_start(sklearn_models_dir: Path) -> None:
+async def test_unreachable_backend_at_start(sklearn_models_dir: Path, tf_test_models: Path) -> None:
     """Nobody listens at the TF target: the gateway starts, sklearn serves, TF is a quick 503."""
     settings = Settings(
         tf_serving_target=f"127.0.0.1:{free_port()}",
         request_timeout_seconds=TIMEOUT,
-        models=[_half_plus_two(), *sklearn_model_configs(sklearn_models_dir)],
+        models=[_half_plus_two(tf_test_models), *sklearn_model_configs(sklearn_models_dir)],
     )
     async with gateway_client(settings) as http:
         ready = await http.get("/readyz")
@@ -299,14 +301,16 @@ async def test_a_burst_of_cache_misses_makes_one_metadata_call(
         await proxy.stop()
 
 
-async def test_the_request_id_reaches_tf_serving(gateway: tuple[httpx.AsyncClient, int]) -> None:
+async def test_the_request_id_reaches_tf_serving(
+    gateway: tuple[httpx.AsyncClient, int], tf_test_models: Path
+) -> None:
     """The caller's X-Request-ID arrives at TF Serving as gRPC metadata on every call the
     request makes (the replica monitor's background status polls belong to no request)."""
     _, port = gateway
     proxy = GrpcProxy(f"127.0.0.1:{port}")
     await proxy.start()
     try:
-        settings = Settings(tf_serving_target=proxy.target, models=[_half_plus_two()])
+        settings = Settings(tf_serving_target=proxy.target, models=[_half_plus_two(tf_test_models)])
         async with gateway_client(settings) as http:
             response = await _post(http, TF_PREDICT, TF_BODY, {"X-Request-ID": "trace-42"})
         assert response.status_code == 200, response.text
