@@ -6,6 +6,7 @@ field per element); DT_STRING tensors use `string_val`, as TensorFlow requires.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,8 +77,10 @@ def dtype_of_array(array: np.ndarray) -> DType:
 def make_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """numpy -> TensorProto: packed `tensor_content` for numbers, `string_val` for bytes."""
     dtype = dtype_of_array(array)
-    proto = tensor_pb2.TensorProto(dtype=int(dtype))
-    proto.tensor_shape.dim.extend(proto.tensor_shape.Dim(size=int(size)) for size in array.shape)
+    proto = tensor_pb2.TensorProto(dtype=dtype)
+    dims = proto.tensor_shape.dim
+    for size in array.shape:
+        dims.add(size=size)
     if dtype == DType.DT_STRING:
         proto.string_val.extend(_as_bytes(value) for value in array.reshape(-1))
     else:
@@ -99,17 +102,18 @@ def make_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     A value field shorter than the shape is padded with its last value, as TensorFlow does.
     """
     dtype = DType(proto.dtype)
-    shape = tuple(dim.size for dim in proto.tensor_shape.dim)
-    count = int(np.prod(shape, dtype=np.int64))
+    shape = tuple([dim.size for dim in proto.tensor_shape.dim])
+    numpy_dtype = _NUMPY_OF_DTYPE.get(dtype)
+    content = proto.tensor_content
+    if content and numpy_dtype is not None:  # the usual case: one copy out of the buffer
+        return np.frombuffer(content, dtype=numpy_dtype).reshape(shape).copy()
+    count = math.prod(shape)
     if dtype == DType.DT_STRING:
         values = np.empty(len(proto.string_val), dtype=object)
         values[:] = list(proto.string_val)
         return _fill(values, count, np.dtype(object)).reshape(shape)
-    numpy_dtype = _NUMPY_OF_DTYPE.get(dtype)
     if numpy_dtype is None:
         raise ServingError(Code.UNIMPLEMENTED, f"Tensors of type {dtype.name} are not supported")
-    if proto.tensor_content:
-        return np.frombuffer(proto.tensor_content, dtype=numpy_dtype).reshape(shape).copy()
     raw = getattr(proto, _VALUE_FIELD[dtype])
     if dtype == DType.DT_HALF:
         flat = np.array(raw, dtype=np.uint16).view(np.float16)

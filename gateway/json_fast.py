@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from itertools import chain, starmap
 from operator import getitem
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,7 @@ _PACK_PER_ROW = 8  # rows at least this long are packed one call per row
 _SMALL = 64  # tensors up to this many numbers are type-checked leaf by leaf
 _NUMBER_TYPES = frozenset({float, int})  # bool is its own type, so it is not let in
 _FAILED = (OverflowError, ValueError, TypeError, struct.error)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def fast_tensor(
@@ -146,22 +148,31 @@ def _others(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
 
 def _floats(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
     """Numbers -> float64, then the dtype (as rapidjson's GetFloat and GetDouble do)."""
-    small = len(rows) * len(rows[0]) <= _SMALL
-    numbers = _few_numbers(rows) if small else _many_numbers(rows)
-    if numbers is None:
-        return None
-    if dtype == DType.DT_DOUBLE:
+    if len(rows) * len(rows[0]) <= _SMALL:
+        return _few_floats(rows, dtype)
+    numbers = _many_numbers(rows)
+    if numbers is None or dtype == DType.DT_DOUBLE:
         return numbers
+    return _to_float32(numbers)
+
+
+def _to_float32(numbers: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     with np.errstate(over="ignore"):  # float32 overflow is +-inf, as in TF Serving
         return numbers.astype(np.float32)
 
 
-def _few_numbers(rows: Rows) -> npt.NDArray[np.float64] | None:
+def _few_floats(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
     """A type check per leaf: cheaper than packing for a few numbers."""
     leaves = list(chain.from_iterable(rows))
     if not set(map(type, leaves)) <= _NUMBER_TYPES:
         return None
-    return np.array(leaves, dtype=np.float64)
+    numbers = np.array(leaves, dtype=np.float64)
+    if dtype == DType.DT_DOUBLE:
+        return numbers
+    values = cast("list[float]", leaves)  # ints and floats only, as just checked
+    if min(values) >= -_FLOAT32_MAX and max(values) <= _FLOAT32_MAX:
+        return numbers.astype(np.float32)  # nothing overflows: numpy's errstate not needed
+    return _to_float32(numbers)
 
 
 def _many_numbers(rows: Rows) -> npt.NDArray[np.float64] | None:

@@ -5,14 +5,18 @@ same value in the same type (float32 for DT_FLOAT, float64 for DT_DOUBLE) it use
 ``%.9g`` / ``%.17g`` instead, and it appends ``.0`` when the text has neither ``.`` nor
 ``e``. NaN and infinities are the bare tokens ``NaN``, ``Infinity`` and ``-Infinity``.
 
-Deciding which of the formats applies is vectorised: `float_format_codes` classifies a
-whole array with numpy arithmetic, and only the rare values whose six-digit round trip
-cannot be decided exactly in float64 arithmetic are checked one by one with exact
-rational arithmetic. The caller then formats every element with one ``str % tuple``.
+Two implementations of the same rule: `float_text` writes one value in plain Python
+(cheapest for a few values: a one-row predict answers one float), and, for whole tensors,
+`float_format_codes` classifies an array with numpy arithmetic, where only the rare values
+whose six-digit round trip cannot be decided exactly in float64 arithmetic are checked one
+by one with exact rational arithmetic; the caller then formats every element with one
+``str % tuple``. The tests hold both to the literal rule.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from decimal import Decimal
 from fractions import Fraction
 
@@ -27,16 +31,57 @@ CONSUMES_VALUE = np.array([True, True, True, True, False, False, False])
 _F32_NORMAL_MIN = 2.0**-126
 _LOW_BITS = np.uint64((1 << 29) - 1)  # float64 mantissa bits below float32 precision
 _HALF_LOW = np.uint64(1 << 28)
+_LOW_MASK, _HALF_WAY = int(_LOW_BITS), int(_HALF_LOW)
+_FLOAT32 = struct.Struct("<f")
+_DOUBLE = struct.Struct("<d")
+_BITS = struct.Struct("<Q")
 
 
 def format_float(value: float, *, double: bool) -> str:
     """Format one DT_FLOAT (double=False) or DT_DOUBLE value as TF Serving does (O5)."""
-    with np.errstate(over="ignore"):
-        array = np.array([value], dtype=np.float64 if double else np.float32)
-    code = int(float_format_codes(array)[0])
-    if not CONSUMES_VALUE[code]:
-        return FORMATS[code]
-    return FORMATS[code] % float(array[0])
+    return float_text(value if double else to_float32(value), double)
+
+
+def to_float32(value: float) -> float:
+    """`value` rounded to float32 (to nearest, ties to even); beyond its range +-inf."""
+    try:
+        rounded: float = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+    return rounded
+
+
+def float_text(value: float, double: bool) -> str:
+    """The O5 text of one value that is already of its type (a float32 value if not `double`).
+
+    ``%.6g``, unless that text does not parse back to `value` in its type: then ``%.17g``
+    (double) or ``%.9g``; ``.0`` appended to text with neither ``.`` nor ``e``.
+    """
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = f"{value:.6g}"
+    same = float(text) == value if double else _parses_to_float32(text, value)
+    if not same:
+        text = f"{value:.17g}" if double else f"{value:.9g}"
+    return text if "." in text or "e" in text else text + ".0"
+
+
+def _parses_to_float32(text: str, value: float) -> bool:
+    """Whether decimal `text` rounds straight to the float32 `value`.
+
+    `float(text)` rounds to float64 first; rounding that to float32 gives the direct
+    result unless it landed exactly halfway between two float32 values (or in float32's
+    subnormal range, where halfway points sit elsewhere): then the exact check decides.
+    """
+    parsed = float(text)
+    if parsed == value:
+        return True  # the text is within half a float64 step of `value`: far from a tie
+    bits: int = _BITS.unpack(_DOUBLE.pack(parsed))[0]
+    if bits & _LOW_MASK == _HALF_WAY or 0 < abs(parsed) < _F32_NORMAL_MIN:
+        return _exact_round_trip(value, double=False)
+    return to_float32(parsed) == value
 
 
 def float_format_codes(values: npt.NDArray[np.generic]) -> npt.NDArray[np.int8]:

@@ -1,11 +1,14 @@
 """JSON text of a numpy tensor, written the way TF Serving writes values (spec O3, O4, O5).
 
-Integer and bool tensors are written by orjson (its text is TF Serving's). For the others
-the whole text is produced by a single ``template % values``: every element gets a
-printf piece chosen by numpy (see `gateway.json_numbers.float_format_codes`) joined with
-the brackets and commas that follow it, so no Python function runs per element for
-numeric tensors. Row splitting (one text per 0-th dimension slice, for the `predictions`
-list) uses a NUL marker between slices; NUL never appears unescaped in JSON text.
+Integer and bool tensors are written by orjson (its text is TF Serving's). Small float
+and string tensors (at most `SMALL_TENSOR` elements, such as the one value of a one-row
+predict) are written element by element in plain Python (`gateway.json_numbers.float_text`):
+numpy's fixed cost per operation would be most of the work. For the others the whole text
+is produced by a single ``template % values``: every element gets a printf piece chosen by
+numpy (see `gateway.json_numbers.float_format_codes`) joined with the brackets and commas
+that follow it, so no Python function runs per element for numeric tensors. Row splitting
+(one text per 0-th dimension slice, for the `predictions` list) uses a NUL marker between
+slices; NUL never appears unescaped in JSON text.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy.typing as npt
 import orjson
 
 from clients.types import invalid_argument
-from gateway.json_numbers import CONSUMES_VALUE, FORMATS, float_format_codes
+from gateway.json_numbers import CONSUMES_VALUE, FORMATS, float_format_codes, float_text
 from gateway.json_values import json_string
 
 _ROW_MARK = "\x00"
@@ -25,6 +28,9 @@ _INT_KINDS = {"i", "u"}
 _ORJSON_KINDS = {"i", "u", "b"}
 _UNWRITABLE = {np.dtype(np.uint16), np.dtype(np.complex64), np.dtype(np.complex128)}
 Elements = tuple[tuple[str, ...], npt.NDArray[np.intp], list[object]]
+# Up to this many elements the per-element path is the cheaper one (measured: 3 µs against
+# 65 µs for one float32, 36-53 µs against 61-81 µs for 32; the two meet near 64).
+SMALL_TENSOR = 32
 
 
 def tensor_texts(
@@ -37,6 +43,10 @@ def tensor_texts(
     if array.size == 0:
         rows = array.shape[0] if split_rows else 1
         return [_empty_nested(inner)] * rows
+    if array.size <= SMALL_TENSOR:
+        leaves = _small_leaves(array.reshape(-1), b64)
+        if leaves is not None:
+            return _nest(leaves, inner)
     formats, codes, values = _elements(array.reshape(-1), b64)
     rank = len(inner)
     closes = _closing_brackets(inner, array.size)
@@ -59,6 +69,27 @@ def _orjson_texts(array: npt.NDArray[np.generic], split_rows: bool) -> list[str]
         text = orjson.dumps(native, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         return text[1:-1].split(",") if native.size else []
     return [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY).decode() for row in native]
+
+
+def _small_leaves(flat: npt.NDArray[np.generic], b64: bool) -> list[str] | None:
+    """Each element's text, for the float and string tensors `_elements` writes; else None."""
+    dtype = flat.dtype
+    if dtype.kind == "f" and dtype.itemsize <= 8:
+        double = dtype == np.float64
+        values = flat.astype(np.float64 if double else np.float32, copy=False).tolist()
+        return [float_text(value, double) for value in values]
+    if dtype.kind in {"O", "S", "U"}:
+        return [_string_text(item, b64) for item in flat.tolist()]
+    return None
+
+
+def _nest(leaves: list[str], shape: tuple[int, ...]) -> list[str]:
+    """Element texts (C order) bracketed by `shape`: one text per slice of the leading
+    dimensions left out of `shape` (a single text when `shape` is the whole shape)."""
+    texts = leaves
+    for size in reversed(shape):
+        texts = ["[" + ",".join(texts[i : i + size]) + "]" for i in range(0, len(texts), size)]
+    return texts
 
 
 def _closing_brackets(inner: tuple[int, ...], count: int) -> npt.NDArray[np.intp]:
