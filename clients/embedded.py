@@ -5,7 +5,9 @@ on a loopback port with a TF Serving model config file it writes, and talks to i
 gRPC exactly as it would to `tensorflow_model_server`. Running it as a separate process
 keeps TensorFlow's memory and threads out of the gateway process. A supervisor task
 restarts the child, on the same port, whenever it dies; the gRPC client reconnects to
-it by itself.
+it by itself. The child logs JSON lines to a pipe that the gateway reads and logs again
+through its own logging (clients/child_logs.py), with TensorFlow's C++ start-up notices
+turned into DEBUG records.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from clients.child_logs import forward_child_logs
 from clients.types import ModelSource, VersionPolicy
 
 logger = logging.getLogger(__name__)
@@ -116,9 +119,12 @@ class EmbeddedTfServing:
             f"--model_config_file={config_file}",
             f"--file_system_poll_wait_seconds={self._poll_seconds:g}",
             "--exit_with_parent",
+            "--log_format=json",
         ]
         logger.info("starting the embedded TF-Serving-compatible backend on %s", self.target)
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert self._process.stderr is not None
+        forward_child_logs(self._process.stderr, "tfserving_compat")
 
     def supervise(self, check_seconds: float = 0.5) -> None:
         """Restart the child whenever it dies, until `stop` (needs a running event loop).

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clients.child_logs import forward_child_logs
 from gateway import server
 from gateway.logs import configure_logging
 from gateway.settings import Settings, load_settings
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     build.add_argument("--out", type=Path, default=DEFAULT_CONFIG.parent / "models")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     if args.command == "build-examples":
+        logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
         build_examples(args.out)
     else:
         overrides = {
@@ -52,18 +53,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _settings(config: Path | None, overrides: dict[str, object]) -> Settings:
-    if config is not None:
-        return load_settings(config, **overrides)
-    settings = load_settings(DEFAULT_CONFIG, **overrides)
-    if any(not Path(model.base_path).is_dir() for model in settings.models):
+    settings = load_settings(config or DEFAULT_CONFIG, **overrides)
+    configure_logging(settings)  # every line from here on, the build's too, in its format
+    if config is None and any(not Path(model.base_path).is_dir() for model in settings.models):
         build_examples(DEFAULT_CONFIG.parent / "models")
     return settings
 
 
 def build_examples(out: Path) -> None:
-    """Build the example models into `out` in a child process (it imports TensorFlow)."""
+    """Build the example models into `out` in a child process (it imports TensorFlow),
+    whose log lines are logged again here, in this process's format (clients/child_logs.py)."""
     logger.info("building the example models into %s (takes a minute the first time)", out)
-    subprocess.run([sys.executable, "-m", "examples.build", "--out", str(out)], check=True)
+    command = [sys.executable, "-m", "examples.build", "--out", str(out)]
+    with subprocess.Popen([*command, "--log-format", "json"], stderr=subprocess.PIPE) as child:
+        assert child.stderr is not None
+        forward_child_logs(child.stderr, "examples.build").join()
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, command)
 
 
 def serve_forever(settings: Settings) -> None:

@@ -31,8 +31,8 @@ EXAMPLE_MODELS = ("half_plus_two", "digits", "iris", "diabetes")
 @pytest.fixture(scope="module")
 def gateway_process(
     example_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A running `python -m gateway serve` on the example models: its URL and process."""
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """A running `python -m gateway serve` on the example models: its URL, process and log."""
     workdir = tmp_path_factory.mktemp("e2e")
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     for model in config["models"]:
@@ -60,7 +60,7 @@ def gateway_process(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, process, workdir / "gateway.log")
-        yield url, process
+        yield url, process, workdir / "gateway.log"
     finally:
         if process.poll() is None:
             process.terminate()
@@ -69,7 +69,7 @@ def gateway_process(
 
 
 @pytest.fixture(scope="module")
-def gateway_url(gateway_process: tuple[str, subprocess.Popen[bytes]]) -> str:
+def gateway_url(gateway_process: tuple[str, subprocess.Popen[bytes], Path]) -> str:
     """The URL of the running gateway."""
     return gateway_process[0]
 
@@ -136,6 +136,24 @@ def test_digits_classifier_predicts_a_digit(gateway_url: str) -> None:
     assert correct >= 4
 
 
+def test_startup_log_is_json_lines_without_tensorflow_noise(
+    gateway_process: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
+    """Everything the gateway and its embedded backend logged is one JSON object a line;
+    TensorFlow's C++ start-up notices (oneDNN, no CUDA driver, cuInit) are DEBUG records,
+    so not written at the default level, and none is printed twice or as plain text."""
+    text = gateway_process[2].read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(record, dict) for record in records), text
+    loggers = {record["logger"] for record in records}
+    assert {"uvicorn.error", "clients.embedded", "tfserving_compat.manager"} <= loggers
+    assert not {"tfserving_compat.native", "tfserving_compat.stderr"} & loggers, text
+    for noise in ("oneDNN", "cuInit", "cuda drivers", "absl", "cpu_feature_guard"):
+        assert noise not in text
+    backend = [r["message"] for r in records if r["logger"].startswith("tfserving_compat")]
+    assert len(backend) == len(set(backend)), backend
+
+
 def _children(pid: int) -> list[int]:
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -149,10 +167,10 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigterm_stops_the_gateway_and_its_embedded_backend(
-    gateway_process: tuple[str, subprocess.Popen[bytes]],
+    gateway_process: tuple[str, subprocess.Popen[bytes], Path],
 ) -> None:
     """Runs last in this module: SIGTERM ends the gateway, which stops the backend it started."""
-    _, process = gateway_process
+    _, process, _ = gateway_process
     children = _children(process.pid)
     assert children, "the embedded backend should run as a child of the gateway"
     process.terminate()

@@ -40,27 +40,43 @@ def _bind_address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _fail(error: ServingError | str) -> int:
-    """Reports a startup failure the way tensorflow_model_server does."""
+def _fail(error: ServingError | str, options: ServerOptions) -> int:
+    """Reports a startup failure the way tensorflow_model_server does (as one JSON record
+    only, with --log_format=json)."""
     message = str(error)
-    print(f"Failed to start server. Error: {message}", file=sys.stderr)
+    if options.log_format != "json":
+        print(f"Failed to start server. Error: {message}", file=sys.stderr)
     _LOG.error("Failed to start server. Error: %s", message)
     return 1
 
 
+def _configure_logging(log_format: str) -> None:
+    """Log records to stderr, as text or as JSON lines with the gateway's field names.
+
+    Done before TensorFlow is imported: TF's Python logger adds a handler of its own when
+    the root logger has none yet, and every TF record would then be printed twice."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        renames = {"asctime": "time", "levelname": "level", "name": "logger"}
+        fields = "%(asctime)s %(levelname)s %(name)s %(message)s"
+        handler.setFormatter(JsonFormatter(fields, rename_fields=renames))
+        logging.captureWarnings(True)  # Python warnings as records, not plain text
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the server until SIGTERM/SIGINT; returns the process exit code."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     options = parse_flags(argv)
+    _configure_logging(options.log_format)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     try:
         configs = load_model_configs(options)
     except ServingError as exc:
-        return _fail(exc)
+        return _fail(exc, options)
     return _run(options, configs)
 
 
@@ -89,7 +105,7 @@ def _run(options: ServerOptions, configs: list[ModelConfig]) -> int:
         manager.validate_labels(options.allow_version_labels_for_unavailable_models)
     except ServingError as exc:
         manager.stop()
-        return _fail(exc)
+        return _fail(exc, options)
 
     executor = ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc")
     server = grpc.server(
@@ -114,7 +130,7 @@ def _run(options: ServerOptions, configs: list[ModelConfig]) -> int:
         reason = "port in use or address not available"
     if bound == 0:
         manager.stop()
-        return _fail(f"could not listen on {address}: {reason}")
+        return _fail(f"could not listen on {address}: {reason}", options)
 
     stop = threading.Event()
 

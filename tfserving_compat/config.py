@@ -52,6 +52,7 @@ class ServerOptions:
     tensorflow_inter_op_parallelism: int
     exit_with_parent: bool = False
     grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
+    log_format: str = "text"
 
 
 def _parse_bool(text: str) -> bool:
@@ -105,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="not in TF Serving: exit when the parent process dies (the gateway's embedded "
         "backend uses it so a killed gateway leaves no orphan)",
+    )
+    add(
+        "--log_format",
+        choices=("text", "json"),
+        default="text",
+        help="not in TF Serving: log lines on stderr as text (default) or as JSON objects with "
+        "the gateway's fields (time, level, logger, message); the embedded backend uses json",
     )
     add(
         "--enable_signature_method_name_check",
@@ -188,6 +196,7 @@ def parse_flags(argv: Sequence[str] | None = None) -> ServerOptions:
         tensorflow_intra_op_parallelism=ns.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=ns.tensorflow_inter_op_parallelism,
         exit_with_parent=ns.exit_with_parent,
+        log_format=ns.log_format,
     )
 
 
