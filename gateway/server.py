@@ -33,6 +33,7 @@ import uvicorn
 
 from clients.embedded import EmbeddedTfServing
 from gateway.app import begin_shutdown, create_app
+from gateway.http_protocol import ConnectionLimits, guarded_protocol, usable_connections
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,14 @@ def _draining_server(settings: Settings, parent_pid: int | None = None) -> Drain
         proxy_headers=False,  # nothing here uses the client's address or scheme
         server_header=False,  # no Server header: nothing to fingerprint
         timeout_graceful_shutdown=math.ceil(settings.request_timeout_seconds) + 5,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]
+        http=guarded_protocol(
+            ConnectionLimits(
+                header_timeout_seconds=settings.header_timeout_seconds,
+                max_header_bytes=settings.max_header_bytes,
+                max_connections=usable_connections(settings.max_connections),
+            )
+        ),
     )
     on_signal = functools.partial(begin_shutdown, app)
     return DrainingServer(config, on_signal, settings.shutdown_drain_seconds, parent_pid)

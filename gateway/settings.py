@@ -136,6 +136,31 @@ class Settings(BaseSettings):
         default=64 * 2**20, gt=0, description="request body, after gzip decoding: else 413"
     )
     max_json_depth: int = Field(default=64, gt=0, description="JSON nesting depth: else 400")
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        description="request line and headers together: else 431 (a longer URL alone: 414)",
+    )
+
+    # --- Connections ---
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="from a connection's start (or a request's first byte) to the end of "
+        "its headers: else 408, or closed if it sent nothing",
+    )
+    keepalive_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how long an idle keep-alive connection stays open between requests "
+        "(behind a load balancer, make it longer than the balancer's idle timeout)",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="open connections per process; beyond it a new one is answered 503 "
+        "with Retry-After at once (lowered to fit the file descriptor limit)",
+    )
     max_tensor_elements: int = Field(
         default=16 * 2**20, gt=0, description="elements in one request's tensors: else 400"
     )
