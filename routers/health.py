@@ -1,5 +1,5 @@
 """Kubernetes probes: liveness (the process answers) and readiness (every model can serve,
-and the server is not shutting down)."""
+and the server is not shutting down). Both answer HEAD as GET, without the body."""
 
 from __future__ import annotations
 
@@ -18,10 +18,20 @@ router = APIRouter(tags=["Health"])
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/[^\s'\",;]+")
 
 
+def as_get(request: Request, response: Response) -> Response:
+    """`response`; for HEAD, its status and headers (Content-Length included) without the
+    body, as RFC 9110 section 9.3.2 asks (uvicorn drops a HEAD body itself; not every
+    server in front of the app does)."""
+    if request.method != "HEAD":
+        return response
+    return Response(status_code=response.status_code, headers=dict(response.headers))
+
+
 @router.get("/healthz", summary="Liveness: the gateway process is up")
-async def liveness() -> Response:
+@router.head("/healthz", include_in_schema=False)
+async def liveness(request: Request) -> Response:
     """Always 200 while the event loop runs."""
-    return Response(orjson.dumps({"status": "alive"}), media_type=JSON)
+    return as_get(request, Response(orjson.dumps({"status": "alive"}), media_type=JSON))
 
 
 @router.get(
@@ -29,12 +39,17 @@ async def liveness() -> Response:
     summary="Readiness: every configured model has an AVAILABLE version",
     responses={503: {"description": "Some model cannot serve; the body names it and why"}},
 )
+@router.head("/readyz", include_in_schema=False)
 async def readiness(request: Request) -> Response:
     """200 when every model has an AVAILABLE version, else 503 naming each one that has not.
 
     Also 503 from the moment the server is told to stop (SIGTERM), so a load balancer
     stops sending while in-flight requests finish.
     """
+    return as_get(request, _readiness(request))
+
+
+def _readiness(request: Request) -> Response:
     if request.app.state.shutting_down:
         body = {"error": "Not ready: shutting down", "models": {}}
         return Response(orjson.dumps(body), status_code=503, media_type=JSON)

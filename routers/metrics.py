@@ -18,7 +18,7 @@ import os
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,6 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 import clients.metrics  # noqa: F401  (registers the backends' model load metrics)
+from routers.health import as_get
 from routers.request_record import RequestRecord
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -251,6 +252,7 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus text exposition of the gateway's metrics."""
-    return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+@router.head("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of the gateway's metrics (HEAD: without the body)."""
+    return as_get(request, Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST))

@@ -111,6 +111,14 @@ def test_readme_curl_example_works_verbatim(gateway_url: str, command: str) -> N
     assert "error" not in json.loads(body)
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_head_answers_as_get_without_a_body(gateway_url: str, path: str) -> None:
+    get, head = httpx.get(gateway_url + path), httpx.head(gateway_url + path)
+    assert (head.status_code, get.status_code) == (200, 200)
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
 def test_every_example_model_is_available(gateway_url: str) -> None:
     for name in EXAMPLE_MODELS:
         response = httpx.get(f"{gateway_url}/v1/models/{name}")

@@ -232,6 +232,20 @@ async def test_probes_and_preflight_need_no_key(keyed: httpx.AsyncClient) -> Non
     assert preflight.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+async def test_head_on_probes_and_metrics_answers_as_get_without_a_body(
+    keyed: httpx.AsyncClient, path: str
+) -> None:
+    """Open paths stay open for HEAD too (no key here); status and headers are GET's."""
+    get, head = await keyed.get(path), await keyed.head(path)
+    assert (head.status_code, get.status_code) == (200, 200)
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    if path != "/metrics":  # the metrics change between the two requests
+        assert head.headers["content-length"] == str(len(get.content))
+    assert (await keyed.head("/v1/models/iris")).status_code == 401  # others still need a key
+
+
 # --- CORS ---
 
 ORIGIN = "https://app.example"
