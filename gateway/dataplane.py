@@ -163,5 +163,9 @@ class DataPlane:
     def _entry(self, spec: ModelSpec) -> ModelEntry:
         entry = self.registry.find(spec.name)
         if entry is None:
+            if spec.label is not None:
+                # TF Serving resolves a label before it looks the model up: a model it does
+                # not know has no labels (ServerCore::GetServableRequestFromModelSpec).
+                raise invalid_argument(f"Unrecognized servable version label: {spec.label}")
             raise ServingError(Code.NOT_FOUND, f"Servable not found for request: {spec.describe()}")
         return entry

@@ -190,6 +190,9 @@ async def test_readiness_names_the_failed_model_without_server_paths(
     reason = ready.json()["models"]["bad_half_plus_two"]
     assert testdata not in ready.text  # ...but /readyz is open to anyone: no paths there.
     assert "<path>" in reason and "GET /v1/models/bad_half_plus_two" in reason
+    head = await client.head("/readyz")  # HEAD: GET's status and headers, no body
+    assert (head.status_code, head.content) == (503, b"")
+    assert head.headers["content-length"] == str(len(ready.content))
 
 
 @pytest.mark.parametrize(
@@ -331,6 +334,31 @@ async def test_readiness_names_the_failed_model_without_server_paths(
             400,
             "Unrecognized servable version label: nope",
         ),
+        # TF Serving resolves a label before it looks the model up (R8): an unknown model
+        # has no labels. Status ignores labels, so it still says the model is unknown.
+        (
+            "GET",
+            "/v1/models/nope/labels/x/metadata",
+            None,
+            400,
+            "Unrecognized servable version label: x",
+        ),
+        (
+            "POST",
+            "/v1/models/nope/labels/x:predict",
+            b'{"instances": [1]}',
+            400,
+            "Unrecognized servable version label: x",
+        ),
+        (
+            "POST",
+            "/v1/models/nope/labels/x:regress",
+            b'{"examples": [{"x": 1.0}]}',
+            400,
+            "Unrecognized servable version label: x",
+        ),
+        ("POST", "/v1/models/nope/labels/x:predict", b'{"instances": [1}', 400, "JSON Parse error"),
+        ("GET", "/v1/models/nope/labels/x", None, 404, "Could not find any versions of model nope"),
         (
             "POST",
             "/v1/models/half_plus_two:classify",

@@ -168,6 +168,12 @@ def test_resolution_errors(stub: prediction_service_pb2_grpc.PredictionServiceSt
         INVALID,
         "Unrecognized servable version label: stable",
     )
+    assert_error(  # the label is resolved before the model is looked up
+        stub.Predict,
+        predict_request("nope", [1.0], label="x"),
+        INVALID,
+        "Unrecognized servable version label: x",
+    )
     assert_error(
         stub.Predict,
         predict_request("bad_half_plus_two", [1.0]),
