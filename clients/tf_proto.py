@@ -76,8 +76,16 @@ def dtype_of_array(array: np.ndarray) -> DType:
 
 def make_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """numpy -> TensorProto: packed `tensor_content` for numbers, `string_val` for bytes."""
+    proto = tensor_pb2.TensorProto()
+    fill_tensor_proto(proto, array)
+    return proto
+
+
+def fill_tensor_proto(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
+    """`make_tensor_proto` into an empty TensorProto already in place (such as
+    ``request.inputs[alias]``), so the tensor is not built once and then copied."""
     dtype = dtype_of_array(array)
-    proto = tensor_pb2.TensorProto(dtype=dtype)
+    proto.dtype = dtype
     dims = proto.tensor_shape.dim
     for size in array.shape:
         dims.add(size=size)
@@ -85,7 +93,6 @@ def make_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
         proto.string_val.extend(_as_bytes(value) for value in array.reshape(-1))
     else:
         proto.tensor_content = np.ascontiguousarray(array).tobytes()
-    return proto
 
 
 def _as_bytes(value: object) -> bytes:
@@ -101,12 +108,12 @@ def make_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
 
     A value field shorter than the shape is padded with its last value, as TensorFlow does.
     """
-    dtype = DType(proto.dtype)
     shape = tuple([dim.size for dim in proto.tensor_shape.dim])
-    numpy_dtype = _NUMPY_OF_DTYPE.get(dtype)
+    numpy_dtype = _NUMPY_OF_DTYPE.get(proto.dtype)  # an IntEnum key: the int finds it
     content = proto.tensor_content
-    if content and numpy_dtype is not None:  # the usual case: one copy out of the buffer
-        return np.frombuffer(content, dtype=numpy_dtype).reshape(shape).copy()
+    if content and numpy_dtype is not None:  # the usual case: one (writable) copy
+        return np.frombuffer(bytearray(content), dtype=numpy_dtype).reshape(shape)
+    dtype = DType(proto.dtype)
     count = math.prod(shape)
     if dtype == DType.DT_STRING:
         values = np.empty(len(proto.string_val), dtype=object)
