@@ -41,6 +41,39 @@ class ResolvedSignature:
     signature: Signature
 
 
+def shape_mismatch(name: str, resolved: ResolvedSignature, inputs: Tensors) -> str | None:
+    """A sentence naming the inputs whose shape the signature's declared shape rules out,
+    or None when every input fits (-1 is any size; an unknown rank fits anything).
+
+    TF Serving feeds inputs without checking their shapes, so a misfit surfaces as
+    TensorFlow's own error, in terms of graph internals (`{{node ...}}`); the gateway knows
+    the signature and puts this first. The dtype cannot misfit: the JSON decoder builds
+    every tensor with its signature's dtype and rejects what does not convert."""
+    misfits = []
+    for alias, tensor in inputs.items():
+        spec = resolved.signature.inputs.get(alias)
+        declared = None if spec is None else spec.shape
+        actual = tuple(int(size) for size in np.shape(tensor))
+        if declared is not None and not _fits(actual, declared):
+            misfits.append(f"{alias!r} is {_dims(actual)}, declared {_dims(declared)}")
+    if not misfits:
+        return None
+    return (
+        f"Input shapes do not fit signature {name!r} of {resolved.spec.name}: "
+        f"{'; '.join(misfits)} (-1: any size). TF Serving's error:"
+    )
+
+
+def _fits(actual: tuple[int, ...], declared: tuple[int, ...]) -> bool:
+    return len(actual) == len(declared) and all(
+        want in (-1, got) for got, want in zip(actual, declared, strict=True)
+    )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(map(str, shape)) + "]"
+
+
 class DataPlane:
     """The operations behind every endpoint, over the registry's backends.
 
@@ -98,7 +131,16 @@ class DataPlane:
         spec = resolved.spec
         if requested is not None:
             spec = ModelSpec(spec.name, requested.version, requested.label, spec.signature_name)
-        return await self._call(self._entry(spec), lambda backend: backend.predict(spec, inputs))
+        entry = self._entry(spec)
+        try:
+            return await self._call(entry, lambda backend: backend.predict(spec, inputs))
+        except ServingError as error:
+            hint = None
+            if error.code == Code.INVALID_ARGUMENT and entry.platform == "tensorflow":
+                hint = shape_mismatch(spec.signature_name or DEFAULT_SIGNATURE, resolved, inputs)
+            if hint is None:
+                raise
+            raise ServingError(error.code, f"{hint} {error.message}") from error
 
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
         """Classify the examples with `spec`'s model."""

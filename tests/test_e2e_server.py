@@ -162,6 +162,22 @@ def test_startup_log_is_json_lines_without_tensorflow_noise(
     assert len(backend) == len(set(backend)), backend
 
 
+def test_a_shape_misfit_is_explained_before_tensorflows_error(gateway_url: str) -> None:
+    """3 pixels where digits declares [-1,64]: TensorFlow fails inside its graph; the
+    gateway says first which input misfits, then passes TF Serving's message on."""
+    response = httpx.post(
+        f"{gateway_url}/v1/models/digits:predict", json={"instances": [[1.0, 2.0, 3.0]]}
+    )
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]
+    hint = (
+        "Input shapes do not fit signature 'serving_default' of digits: 'pixels' is [1,3], "
+        "declared [-1,64] (-1: any size). TF Serving's error: "
+    )
+    assert message.startswith(hint), message
+    assert "{{node" in message  # TensorFlow's own text follows unchanged
+
+
 def _children(pid: int) -> list[int]:
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
