@@ -1,8 +1,12 @@
 """gRPC load driver: N concurrent grpc.aio callers of TF Serving's Predict for a fixed time.
 
-The baseline for the gateway's TensorFlow path: the same request the gateway sends for
-``{"instances": [[1.0]]}`` to half_plus_two (``x`` DT_FLOAT [1, 1]), straight to the backend,
-over one channel. Prints one ``BENCH_JSON {...}`` line (requests, errors, seconds, p50/p99).
+The baseline for the gateway's TensorFlow path: the request the gateway sends for
+``{"instances": [[1.0]]}`` to half_plus_two (``x`` DT_FLOAT [1, 1], packed in
+``tensor_content``), straight to the backend, over one default channel, with a deadline
+and nothing else: the plainest grpc.aio client. It imports TF Serving's protos without
+TensorFlow (`clients.protos`). Prints one ``BENCH_JSON {...}`` line: requests, errors,
+seconds, p50/p99, and ``cpu_us``, this process's CPU per call during the calls (the event
+loop and gRPC's own threads; start-up excluded).
 
 ``python3 bench/grpc_load.py --target 127.0.0.1:8500 --model half_plus_two --concurrency 16``
 """
@@ -12,30 +16,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import resource
 import statistics
+import struct
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from clients.protos import predict_pb2, prediction_service_pb2_grpc
+
+DT_FLOAT = 1
 
 
 def predict_request(model: str) -> predict_pb2.PredictRequest:
-    """Predict x = [[1.0]] on `model`'s serving_default signature."""
+    """Predict x = [[1.0]] on `model`'s default signature, as the gateway builds it."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = "serving_default"
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)] * 2
-    )
-    request.inputs["x"].CopyFrom(
-        tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, float_val=[1.0])
-    )
+    tensor = request.inputs["x"]
+    tensor.dtype = DT_FLOAT
+    tensor.tensor_shape.dim.add(size=1)
+    tensor.tensor_shape.dim.add(size=1)
+    tensor.tensor_content = struct.pack("<f", 1.0)
     return request
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _caller(stub: Any, request: Any, stop_at: float, latencies: list[float]) -> int:
@@ -57,19 +69,22 @@ async def drive(target: str, model: str, concurrency: int, seconds: float) -> di
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         request = predict_request(model)
+        await stub.Predict(request, timeout=30)  # the first call sets up the stream
         latencies: list[float] = []
-        started = time.perf_counter()
+        cpu, started = _cpu_seconds(), time.perf_counter()
         stop_at = started + seconds
         callers = [_caller(stub, request, stop_at, latencies) for _ in range(concurrency)]
         errors = sum(await asyncio.gather(*callers))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    requests = len(latencies) + errors
     return {
-        "requests": len(latencies) + errors,
+        "requests": requests,
         "errors": errors,
         "seconds": elapsed,
         "p50_ms": cuts[49] * 1e3,
         "p99_ms": cuts[98] * 1e3,
+        "cpu_us": cpu / max(requests, 1) * 1e6,
     }
 
 

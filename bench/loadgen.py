@@ -1,6 +1,7 @@
 """Load generators: Debian's wrk (HTTP) and the gRPC driver (bench/grpc_load.py), as children.
 
-Both return a `Load`: requests completed, errors, seconds, p50/p99 latency.
+Both return a `Load`: requests completed, errors, seconds, p50/p99 latency, and for the
+gRPC driver its own CPU per call.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Load:
     seconds: float
     p50_ms: float
     p99_ms: float
+    client_cpu_us: float | None = None  # the load generator's CPU per request, if it says
 
     @property
     def rps(self) -> float:
@@ -93,4 +95,5 @@ def run_grpc(target: str, model: str, connections: int, seconds: float) -> Load:
         seconds=data["seconds"],
         p50_ms=data["p50_ms"],
         p99_ms=data["p99_ms"],
+        client_cpu_us=data.get("cpu_us"),
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import loadgen
 from bench.procs import Server, process_tree, tree_cpu, wait_idle
-from bench.targets import GRPC_HPT, Request, Target
+from bench.targets import GRPC_HPT, TF_HPT, Request, Target
 from bench.venvs import Venv
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def launch(
     argv = [_expand(arg, values) for arg in target.argv]
     with log.open("a") as out:
         out.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n")
-    return Server(argv, env, log, REPO), values
+    return Server(argv, env, log, target.cwd or REPO), values
 
 
 def _rss(server: Server) -> dict[str, int]:
@@ -84,6 +84,7 @@ def _measured(server: Server, run: Any) -> dict[str, Any]:
         "seconds": load.seconds,
         "cpu_tree_us": sum(deltas.values()) * per_request,
         "cpu_main_us": deltas.get(server.pid, 0.0) * per_request,
+        "client_cpu_us": load.client_cpu_us,
     }
 
 
@@ -126,26 +127,46 @@ def run_target(
                 f"expected >= {target.min_processes} (option not supported?)"
             )
             return records
-        for workload, request in target.workloads.items():
-            url = f"http://127.0.0.1:{port}{request.path}"
-            body = work / "bodies" / request.body
-            for conns in options["connections"]:
+        for workload, conns, drive in _runs(target, values, work, {**options, "round": round_no}):
+            records.append(_one(server, base, workload, conns, drive, options))
+    finally:
+        server.stop()
+    return records
 
-                def drive(seconds: float, url: str = url, body: Path = body, c: int = conns) -> Any:
-                    return loadgen.run_wrk(url, body, c, seconds)
 
-                records.append(_one(server, base, workload, conns, drive, options))
-        if target.grpc_direct:
-            grpc_target = f"127.0.0.1:{values['embedded_port']}"
-            for conns in options["connections"]:
+def _runs(
+    target: Target, values: dict[str, str], work: Path, options: dict[str, Any]
+) -> list[tuple[str, int, Any]]:
+    """(workload, connections, drive) in the order they run.
+
+    The direct gRPC baseline at N connections runs next to the gateway's half_plus_two run
+    at N (after it in odd rounds, before it in even ones), so each ratio compares two runs
+    a few seconds apart on the same backend. `options["workloads"]`, if set, keeps only
+    the workloads it names.
+    """
+    port = int(values["port"])
+    grpc_target = f"127.0.0.1:{values['embedded_port']}"
+    wanted = options.get("workloads")
+    runs: list[tuple[str, int, Any]] = []
+    for workload, request in target.workloads.items():
+        if wanted and workload not in wanted:
+            continue
+        url = f"http://127.0.0.1:{port}{request.path}"
+        body = work / "bodies" / request.body
+        for conns in options["connections"]:
+
+            def drive(seconds: float, url: str = url, body: Path = body, c: int = conns) -> Any:
+                return loadgen.run_wrk(url, body, c, seconds)
+
+            pair: list[tuple[str, int, Any]] = [(workload, conns, drive)]
+            if target.grpc_direct and workload == TF_HPT:
 
                 def drive_grpc(seconds: float, c: int = conns) -> Any:
                     return loadgen.run_grpc(grpc_target, "half_plus_two", c, seconds)
 
-                records.append(_one(server, base, GRPC_HPT, conns, drive_grpc, options))
-    finally:
-        server.stop()
-    return records
+                pair.append((GRPC_HPT, conns, drive_grpc))
+            runs += pair if options.get("round", 1) % 2 else pair[::-1]
+    return runs
 
 
 def _wait(server: Server, port: int, request: Request, work: Path) -> tuple[float, bytes]:

@@ -47,6 +47,8 @@ class Summary:
             return {"error": reason} if reason else None
         keys = ("rps", "p50_ms", "p99_ms", "cpu_tree_us", "cpu_main_us")
         merged: Record = {key: _median([r[key] for r in good]) for key in keys}
+        clients = [r["client_cpu_us"] for r in good if r.get("client_cpu_us") is not None]
+        merged["client_cpu_us"] = _median(clients) if clients else None
         merged["errors"] = sum(r["errors"] for r in good)
         merged["rounds"] = len(good)
         merged["busy"] = any(r.get("busy_before") for r in good)
@@ -143,36 +145,101 @@ def gateway_configs_table(summary: Summary, connections: list[int]) -> list[str]
     return lines
 
 
-def tf_table(summary: Summary, connections: list[int]) -> list[str]:
-    """TF path: through the gateway vs a plain grpc.aio client on the same backend."""
-    lines = [
-        "| path | conns | req/s | p50 ms | p99 ms | errors | gateway process CPU µs/req "
-        "| backend CPU µs/req |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+TF_GOAL_RATIO = 0.85  # gateway req/s over the plain grpc.aio client's, at 16 and 64 conns
+TF_GOAL_CPU_US = 450.0  # gateway process CPU per TF request at 16 conns
+_TF_GOAL_CONNS = (16, 64)
+
+
+def _tf_targets(summary: Summary, targets: list[str]) -> list[str]:
+    """The servers that ran the direct gRPC baseline (gateway-tf and any twin)."""
+    return [t for t in targets if any(key[0] == t and key[1] == GRPC_HPT for key in summary.runs)]
+
+
+def _paired_ratios(summary: Summary, target: str, conns: int) -> list[float]:
+    """Gateway ÷ direct req/s of each round in which both ran."""
+    direct = {
+        r["round"]: r["rps"]
+        for r in summary.runs.get((target, GRPC_HPT, conns), [])
+        if "error" not in r
+    }
+    return [
+        r["rps"] / direct[r["round"]]
+        for r in summary.runs.get((target, TF_HPT, conns), [])
+        if "error" not in r and direct.get(r["round"])
     ]
-    for workload in (TF_HPT, GRPC_HPT, TF_IMAGE):
+
+
+def tf_goals_table(summary: Summary, targets: list[str], connections: list[int]) -> list[str]:
+    """Per server and connections: both throughputs, their ratio, CPU of both clients."""
+    lines = [
+        "| server | conns | gateway req/s | direct req/s | gateway ÷ direct (per round) "
+        "| gateway CPU µs/req | direct client CPU µs/call | gateway - direct µs "
+        "| backend µs/req: via gateway, direct |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for target in _tf_targets(summary, targets):
         for conns in connections:
-            run = summary.run("gateway-tf", workload, conns)
-            if run is None:
+            ours, direct = summary.run(target, TF_HPT, conns), summary.run(target, GRPC_HPT, conns)
+            if not ours or not direct or "error" in ours or "error" in direct:
+                lines.append(f"| {target} | {conns} | failed or missing ||||||||")
                 continue
-            if "error" in run:
-                lines.append(f"| {workload} | {conns} | {_cell(run, '', '')} ||||||")
-                continue
-            backend = run["cpu_tree_us"] - run["cpu_main_us"]
+            ratios = _paired_ratios(summary, target, conns)
+            ratio = _median(ratios)
+            ratio_text = f"{ratio:.2f}x"
+            if conns in _TF_GOAL_CONNS:
+                ratio_text += " ✓" if ratio >= TF_GOAL_RATIO else " ✗"
+            ratio_text += " (" + ", ".join(f"{r:.2f}" for r in ratios) + ")"
+            cpu = ours["cpu_main_us"]
+            cpu_text = f"{cpu:.0f}"
+            if conns == _TF_GOAL_CONNS[0]:
+                cpu_text += " ✓" if cpu <= TF_GOAL_CPU_US else " ✗"
+            client = direct.get("client_cpu_us")
+            client_text = "-" if client is None else f"{client:.0f}"
+            extra = "-" if client is None else f"{cpu - client:+.0f}"
+            backend_ours = ours["cpu_tree_us"] - ours["cpu_main_us"]
+            backend_direct = direct["cpu_tree_us"] - direct["cpu_main_us"]
             lines.append(
-                f"| {workload} | {conns} | {run['rps']:,.0f} | {run['p50_ms']:.2f} | "
-                f"{run['p99_ms']:.2f} | {run['errors']} | {run['cpu_main_us']:.0f} "
-                f"| {backend:.0f} |"
+                f"| {target} | {conns} | {ours['rps']:,.0f} | {direct['rps']:,.0f} "
+                f"| {ratio_text} | {cpu_text} | {client_text} | {extra} "
+                f"| {backend_ours:.0f}, {backend_direct:.0f} |"
             )
-    for conns in connections:
-        ours, direct = (
-            summary.run("gateway-tf", TF_HPT, conns),
-            summary.run("gateway-tf", GRPC_HPT, conns),
-        )
-        if ours and direct:
-            lines.append(
-                f"| gateway ÷ direct req/s | {conns} | {_ratio(ours, direct, None)} ||||||"
-            )
+    lines += [
+        "",
+        f"Goals (issue 9, item 5): gateway ÷ direct >= {TF_GOAL_RATIO:g}x at "
+        f"{' and '.join(map(str, _TF_GOAL_CONNS))} connections, gateway CPU <= "
+        f"{TF_GOAL_CPU_US:.0f} µs per request at {_TF_GOAL_CONNS[0]}. The ratio is the median of "
+        "the per-round ratios (each round runs the two next to each other); CPU figures are "
+        "medians over rounds. Gateway CPU is the gateway process (event loop and gRPC "
+        "threads), backend CPU its embedded TF backend; the direct client's is the "
+        "grpc_load.py process during its calls.",
+    ]
+    return lines
+
+
+def tf_table(summary: Summary, targets: list[str], connections: list[int]) -> list[str]:
+    """Every TF run: latency, errors, gateway process CPU and backend CPU per request."""
+    lines = [
+        "| server | path | conns | req/s | p50 ms | p99 ms | errors | gateway process CPU "
+        "µs/req | backend CPU µs/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    tf_servers = [t for t in targets if any(key[0] == t for key in summary.runs)]
+    for target in tf_servers:
+        for workload in (TF_HPT, GRPC_HPT, TF_IMAGE):
+            for conns in connections:
+                run = summary.run(target, workload, conns)
+                if run is None:
+                    continue
+                if "error" in run:
+                    lines.append(f"| {target} | {workload} | {conns} | {_cell(run, '', '')} ||||||")
+                    continue
+                backend = run["cpu_tree_us"] - run["cpu_main_us"]
+                gateway = "-" if workload == GRPC_HPT else f"{run['cpu_main_us']:.0f}"
+                lines.append(
+                    f"| {target} | {workload} | {conns} | {run['rps']:,.0f} | "
+                    f"{run['p50_ms']:.2f} | {run['p99_ms']:.2f} | {run['errors']} | {gateway} "
+                    f"| {backend:.0f} |"
+                )
     return lines
 
 
@@ -219,8 +286,10 @@ def render(records: list[Record], failed: dict[str, str], meta: dict[str, Any]) 
     parts += _section(title, throughput_table(summary, targets, conns))
     if len(ran & set(_GATEWAY_CONFIGS)) > 1:
         parts += _section("Gateway configurations (req/s)", gateway_configs_table(summary, conns))
-    if "gateway-tf" in ran:
+    tf_servers = [t for t in targets if t.startswith("gateway-tf")]
+    if ran & set(tf_servers):
         title = "TensorFlow path: gateway vs plain grpc.aio client on the same backend"
-        parts += _section(title, tf_table(summary, conns))
+        parts += _section(title, tf_goals_table(summary, tf_servers, conns))
+        parts += _section("TensorFlow runs", tf_table(summary, tf_servers, conns))
     parts += _section("Start-up and idle RSS (medians)", startup_table(summary, targets))
     return "\n".join(parts + meta["footer"]).rstrip() + "\n"

@@ -9,6 +9,7 @@ baseline), and stops it. Writes ``bench/out/<timestamp>/results.md`` and ``raw.j
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import shutil
@@ -34,6 +35,7 @@ GROUPS = {
         "gateway-workers2",
         "gateway-accesslog",
         "gateway-tf",
+        "gateway-tf-iomgr",
     ),
     "peers": ("mlserver", "mlserver-tuned", "kserve"),
 }
@@ -52,6 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma list of server names or groups (" + ", ".join(GROUPS) + "); default all",
     )
     parser.add_argument("--connections", default="1,16,64", help="comma list (default 1,16,64)")
+    parser.add_argument(
+        "--workloads", help="comma list of workload names to run (default: each server's all)"
+    )
+    parser.add_argument(
+        "--base-tree",
+        type=Path,
+        help="another checkout of the gateway (e.g. `git worktree add /tmp/base HEAD~3`): "
+        "each selected gateway server also runs from it, as NAME@base, in the same rounds",
+    )
     parser.add_argument("--out", type=Path, help="output dir (default bench/out/<timestamp>)")
     parser.add_argument("--write-results", action="store_true", help="copy to bench/RESULTS.md")
     parser.add_argument("--note", action="append", default=[], help="a line for the header")
@@ -61,7 +72,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 5.0)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.connections = [int(c) for c in args.connections.split(",") if c.strip()]
+    if args.workloads:
+        args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     return args
+
+
+def with_base_tree(targets: list[Target], tree: Path | None) -> list[Target]:
+    """Each gateway target followed by its twin run from `tree` (named NAME@base)."""
+    if tree is None:
+        return targets
+    if not (tree / "gateway" / "__main__.py").is_file():
+        raise SystemExit(f"--base-tree {tree}: no gateway package there")
+    result: list[Target] = []
+    for target in targets:
+        result.append(target)
+        if target.name.startswith("gateway"):
+            twin = dataclasses.replace(target, name=f"{target.name}@base", cwd=tree.resolve())
+            result.append(twin)
+    return result
 
 
 def workers_flag() -> bool:
@@ -93,7 +121,10 @@ def select(targets: list[Target], spec: str) -> list[Target]:
 
 def estimate_seconds(targets: list[Target], args: argparse.Namespace) -> float:
     """Rough wall time of all rounds."""
-    runs = sum(len(t.workloads) + t.grpc_direct for t in targets) * len(args.connections)
+    wanted = set(args.workloads or ())
+    runs = sum(
+        len([w for w in t.workloads if not wanted or w in wanted]) + t.grpc_direct for t in targets
+    ) * len(args.connections)
     starts = sum(40 if t.grpc_direct else 12 for t in targets)
     return float(args.rounds * (runs * (args.duration + args.warmup + 2) + starts))
 
@@ -114,6 +145,11 @@ def header(args: argparse.Namespace, venvs: dict[str, Any], command: str) -> lis
         "gateway-accesslog; iris saved as skops by the project's save_model",
         "- peers: the same iris LogisticRegression trained in their venv and saved with joblib;"
         " MLServer gets V2 JSON, everything else TF Serving v1 JSON",
+        *(
+            [f"- NAME@base: the same server run from {args.base_tree.resolve()}"]
+            if args.base_tree
+            else []
+        ),
         *(f"- note: {note}" for note in args.note),
     ]
 
@@ -121,7 +157,7 @@ def header(args: argparse.Namespace, venvs: dict[str, Any], command: str) -> lis
 def main(argv: list[str] | None = None) -> None:
     """Prepare, run the rounds, write the results."""
     args = parse_args(argv)
-    targets = select(all_targets(workers_flag()), args.servers)
+    targets = with_base_tree(select(all_targets(workers_flag()), args.servers), args.base_tree)
     if args.list:
         for target in targets:
             print(f"{target.name:<18} {', '.join(target.workloads)} -- {target.note}")
@@ -146,7 +182,12 @@ def main(argv: list[str] | None = None) -> None:
         "footer": [],
     }
     records: list[dict[str, Any]] = []
-    options = {"connections": args.connections, "duration": args.duration, "warmup": args.warmup}
+    options = {
+        "connections": args.connections,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "workloads": args.workloads,
+    }
     for round_no in range(1, args.rounds + 1):
         shift = (round_no - 1) % max(1, len(runnable))
         for target in runnable[shift:] + runnable[:shift]:

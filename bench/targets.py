@@ -6,8 +6,10 @@ Command lines and environments may name ``{port}``, ``{grpc_port}``, ``{metrics_
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Workloads: TF Serving v1 JSON (gateway, echoes, KServe) or V2 JSON (MLServer).
 IRIS_1 = "iris 1 row"
@@ -42,6 +44,7 @@ class Target:
     grpc_direct: bool = False  # also drive its embedded TF backend with bench/grpc_load.py
     min_processes: int = 1  # fewer in its tree after start = the config did not apply
     note: str = ""
+    cwd: Path | None = None  # runs from this source tree (run.py --base-tree); None: ours
 
     @property
     def ready_request(self) -> Request:
@@ -107,6 +110,15 @@ def all_targets(workers_flag: bool) -> list[Target]:
         note="iris + half_plus_two + image; embedded TF backend (child process)",
     )
     gateway_tf.argv.extend(["--port", "{port}"])
+    # The same, with gRPC's older iomgr TCP client instead of the EventEngine one: the
+    # completion-queue poller thread reads the socket itself, one thread hop fewer per call.
+    gateway_tf_iomgr = dataclasses.replace(
+        gateway_tf,
+        name="gateway-tf-iomgr",
+        env={**gateway_tf.env, "GRPC_EXPERIMENTS": "-event_engine_client"},
+        workloads={TF_HPT: _TF[TF_HPT]},
+        note="gateway-tf with GRPC_EXPERIMENTS=-event_engine_client (half_plus_two only)",
+    )
     kserve_argv = ["{venv_python}", "bench/servers/kserve_iris.py", "--model_name", "iris"]
     kserve_argv += ["--model_path", "{work}/kserve/iris/model.joblib"]
     kserve_argv += ["--http_port", "{port}", "--grpc_port", "{grpc_port}"]
@@ -120,6 +132,7 @@ def all_targets(workers_flag: bool) -> list[Target]:
         _gateway("gateway-workers2", "gateway.yaml", workers_flag, GATEWAY_WORKERS="2"),
         _gateway("gateway-accesslog", "gateway.yaml", workers_flag, GATEWAY_ACCESS_LOG="true"),
         gateway_tf,
+        gateway_tf_iomgr,
         Target(
             "mlserver",
             mlserver_argv,
