@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -225,8 +226,12 @@ def test_beyond_the_connection_cap_new_connections_are_refused_at_once(
     url, port = gateway
     sockets: list[socket.socket] = []
     try:
+        opening = time.monotonic()
         for _ in range(2000):
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        # Held ones that reach their header timeout while the rest are still being opened
+        # free their slots for later ones: allow one cap's worth per timeout elapsed.
+        rounds = 1 + math.ceil((time.monotonic() - opening) / HEADER_TIMEOUT)
         started = time.monotonic()
         try:
             response = httpx.post(url + PREDICT, json=BODY, timeout=5)
@@ -247,7 +252,8 @@ def test_beyond_the_connection_cap_new_connections_are_refused_at_once(
             else:
                 assert status == 0, (status, body)
                 held += 1
-        assert held <= MAX_CONNECTIONS and refused >= 2000 - MAX_CONNECTIONS, (held, refused)
+        assert held <= MAX_CONNECTIONS * rounds, (held, refused, rounds)
+        assert refused >= 2000 - MAX_CONNECTIONS * rounds, (held, refused, rounds)
         assert time.monotonic() < deadline  # every one closed within its timeout
     finally:
         for sock in sockets:
