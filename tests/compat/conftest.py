@@ -21,8 +21,10 @@ import grpc
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.conftest import HAS_TFSERVING_TESTDATA, REPO
-from tests.conftest import TFSERVING_TESTDATA as TESTDATA
+from tests.conftest import HAS_TFSERVING_TESTDATA, TFSERVING_TESTDATA
+from tests.conftest import REPO as REPO
+
+TESTDATA = TFSERVING_TESTDATA
 
 STARTUP_TIMEOUT_S = 120.0
 
