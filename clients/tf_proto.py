@@ -13,15 +13,24 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from clients.protos import example_pb2, feature_pb2, input_pb2, meta_graph_pb2, tensor_pb2
+from clients.protos import (
+    example_pb2,
+    feature_pb2,
+    get_model_status_pb2,
+    input_pb2,
+    meta_graph_pb2,
+    tensor_pb2,
+)
 from clients.types import (
     Code,
     DType,
     Example,
     ExampleBatch,
+    ModelState,
     ServingError,
     Signature,
     TensorSpec,
+    VersionStatus,
 )
 
 # numpy dtype for each TF dtype that has a fixed-width host representation.
@@ -192,3 +201,17 @@ def _example_proto(example: Example) -> example_pb2.Example:
 def tensors_to_protos(tensors: Mapping[str, np.ndarray]) -> dict[str, tensor_pb2.TensorProto]:
     """Convert every array of a request."""
     return {alias: make_tensor_proto(array) for alias, array in tensors.items()}
+
+
+def version_statuses(response: get_model_status_pb2.GetModelStatusResponse) -> list[VersionStatus]:
+    """A GetModelStatusResponse's versions, newest first."""
+    statuses = [
+        VersionStatus(
+            version=item.version,
+            state=ModelState(item.state),
+            error_code=Code(item.status.error_code),
+            error_message=item.status.error_message,
+        )
+        for item in response.model_version_status
+    ]
+    return sorted(statuses, key=lambda status: status.version, reverse=True)

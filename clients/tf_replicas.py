@@ -18,12 +18,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
-from clients import metrics
+from clients import metrics, tf_proto
 from clients.protos import get_model_status_pb2, model_pb2, model_service_pb2_grpc
 from clients.replica_view import ReplicaView, TargetView
 from clients.tf_channel import replica_channel_options
 from clients.tf_targets import TargetError, resolve_replicas
-from clients.types import Code, ModelState, VersionStatus
+from clients.types import VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -147,21 +147,7 @@ class ReplicaMonitor:
                     models[name] = ()
                     continue
                 return ReplicaView(address, reachable=False, error=_why(error))
-            models[name] = tuple(
-                sorted(
-                    (
-                        VersionStatus(
-                            version=item.version,
-                            state=ModelState(item.state),
-                            error_code=Code(item.status.error_code),
-                            error_message=item.status.error_message,
-                        )
-                        for item in response.model_version_status
-                    ),
-                    key=lambda status: status.version,
-                    reverse=True,
-                )
-            )
+            models[name] = tuple(tf_proto.version_statuses(response))
         return ReplicaView(address, reachable=True, models=models)
 
 

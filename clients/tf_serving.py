@@ -49,7 +49,6 @@ from clients.types import (
     ExampleBatch,
     ModelMetadata,
     ModelSpec,
-    ModelState,
     ServingError,
     VersionStatus,
 )
@@ -169,16 +168,7 @@ class TfServingBackend:
         if self._channel.models is None:
             raise _not_started()
         response = await self._rpc(self._channel.models.GetModelStatus, request)
-        statuses = [
-            VersionStatus(
-                version=item.version,
-                state=ModelState(item.state),
-                error_code=Code(item.status.error_code),
-                error_message=item.status.error_message,
-            )
-            for item in response.model_version_status
-        ]
-        return sorted(statuses, key=lambda status: status.version, reverse=True)
+        return tf_proto.version_statuses(response)
 
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Predict with packed tensors; returns every output by alias."""

@@ -4,16 +4,20 @@ and the gateway app driven over HTTP (httpx against the ASGI app)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+import yaml
 
 from clients.embedded import EmbeddedTfServing
 from clients.sklearn_backend import SklearnBackend
@@ -231,6 +235,45 @@ async def start_sklearn() -> AsyncIterator[StartSklearn]:
     yield _start
     for backend in backends:
         await backend.close()
+
+
+@dataclass(frozen=True)
+class GatewayProcess:
+    """A `python -m gateway serve` child process."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def spawn_gateway(config: Mapping[str, Any], workdir: Path) -> Iterator[GatewayProcess]:
+    """Start `python -m gateway serve` on `config` (written to `workdir`/config.yaml; no
+    GATEWAY_* variable from this environment) on a free port, its output in
+    `workdir`/gateway.log; terminate it afterwards. It is not waited for: use
+    `wait_until_ready`."""
+    from clients.embedded import free_port
+
+    (workdir / "config.yaml").write_text(yaml.safe_dump(dict(config)))
+    port = free_port()
+    log = workdir / "gateway.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    command = [sys.executable, "-m", "gateway", "serve", "--config", "config.yaml"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+        )
+    try:
+        yield GatewayProcess(f"http://127.0.0.1:{port}", port, process, log)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(60)
 
 
 def wait_until_ready(

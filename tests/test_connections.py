@@ -13,18 +13,14 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from clients.embedded import free_port
-from tests.conftest import wait_until_ready
+from tests.conftest import spawn_gateway, wait_until_ready
 
 HEADER_TIMEOUT = 1.0
 KEEPALIVE_TIMEOUT = 1.0
@@ -40,7 +36,6 @@ def gateway(
     sklearn_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
     """`python -m gateway serve` with tight connection limits: its URL and port."""
-    workdir = tmp_path_factory.mktemp("connections")
     config = {
         "header_timeout_seconds": HEADER_TIMEOUT,
         "keepalive_timeout_seconds": KEEPALIVE_TIMEOUT,
@@ -51,36 +46,11 @@ def gateway(
             {"name": "iris", "platform": "sklearn", "base_path": str(sklearn_models_dir / "iris")}
         ],
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log_path = workdir / "gateway.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                "config.yaml",
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=workdir,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_ready(url, process, log_path)
-            yield url, port
-        finally:
-            process.terminate()
-            process.wait(60)
+    with spawn_gateway(config, tmp_path_factory.mktemp("connections")) as gateway:
+        wait_until_ready(gateway.url, gateway.process, gateway.log)
+        yield gateway.url, gateway.port
     # Nothing above may have made the gateway raise (the log holds every traceback).
-    assert "Traceback" not in log_path.read_text(errors="replace")
+    assert "Traceback" not in gateway.log.read_text(errors="replace")
 
 
 def _connect(port: int) -> socket.socket:

@@ -8,12 +8,10 @@ against it (only the port differs).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from clients.embedded import free_port
-from tests.conftest import REPO, wait_until_ready
+from tests.conftest import REPO, spawn_gateway, wait_until_ready
 
 EXAMPLE_MODELS = ("half_plus_two", "digits", "iris", "diabetes")
 
@@ -33,39 +30,12 @@ def gateway_process(
     example_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """A running `python -m gateway serve` on the example models: its URL, process and log."""
-    workdir = tmp_path_factory.mktemp("e2e")
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     for model in config["models"]:
         model["base_path"] = str(example_models_dir / model["name"])
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (workdir / "gateway.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--config",
-            str(workdir / "config.yaml"),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=workdir,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process, workdir / "gateway.log")
-        yield url, process, workdir / "gateway.log"
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(60)
-        log.close()
+    with spawn_gateway(config, tmp_path_factory.mktemp("e2e")) as gateway:
+        wait_until_ready(gateway.url, gateway.process, gateway.log)
+        yield gateway.url, gateway.process, gateway.log
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from clients.embedded import free_port
-from tests.conftest import REPO, wait_until_ready
+from tests.conftest import REPO, spawn_gateway, wait_until_ready
 
 CLIENT_DIR = REPO / "client"
 DRIVER = Path(__file__).with_name("python_client_driver.py")
@@ -75,33 +75,8 @@ def gateway_started(
         model["base_path"] = str(example_models_dir / model["name"])
     echo = _build_echo_model(workdir / "models")
     config["models"].append({"name": "echo", "platform": "tensorflow", "base_path": str(echo)})
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log_path = workdir / "gateway.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                str(workdir / "config.yaml"),
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=workdir,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", process, log_path
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(60)
+    with spawn_gateway(config, workdir) as gateway:
+        yield gateway.url, gateway.process, gateway.log
 
 
 @pytest.fixture(scope="module")
