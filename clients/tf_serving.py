@@ -215,9 +215,11 @@ class TfServingBackend:
         the version we resolved is gone: its cached metadata is dropped, so the next
         resolution asks the server again. When no replica can be reached (gRPC has failed
         to connect to every one, and the monitor's last poll reached none either) the call
-        is not made: it could only fail, after the whole retry sequence.
+        is not made: it could only fail, after the whole retry sequence. Until the first
+        poll has ended, calls are made (and retried) as usual.
         """
-        if self._channel.unreachable() and not self.monitor.view.any_reachable:
+        view = self.monitor.view
+        if view.checked and not view.any_reachable and self._channel.unreachable():
             raise ServingError(Code.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         context = CALL_CONTEXT.get()
         timeout = context.remaining_seconds(default=self._timeout)

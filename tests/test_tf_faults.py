@@ -79,16 +79,20 @@ async def _until_tf_serves(http: httpx.AsyncClient, within: float = 180.0) -> No
 
 
 def _backend_pid(port: int) -> int:
-    """The embedded backend: our child process started with `--port=<port>`."""
+    """The embedded backend: our live child process started with `--port=<port>` (the
+    newest, should a killed one not be reaped yet)."""
+    found: list[tuple[int, int]] = []  # (start time, pid)
     for proc in Path("/proc").iterdir():
         try:
-            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             command = (proc / "cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             continue
-        if parent == os.getpid() and f"--port={port}".encode() in command:
-            return int(proc.name)
-    raise AssertionError(f"no backend child process on port {port}")
+        state, parent, started = stat[0], int(stat[1]), int(stat[19])
+        if parent == os.getpid() and state != "Z" and f"--port={port}".encode() in command:
+            found.append((started, int(proc.name)))
+    assert found, f"no backend child process on port {port}"
+    return max(found)[1]
 
 
 def _assert_clean_error(response: httpx.Response, *statuses: int) -> None:

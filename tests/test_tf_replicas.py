@@ -330,20 +330,24 @@ async def test_a_hung_replica_costs_only_its_calls_in_flight_and_is_set_aside(
             await asyncio.sleep(1.0)
             hung.signal(signal.SIGSTOP)
             # Its calls in flight end at their deadline, and those failures eject it at the
-            # end of their 1 s interval (if they straddle two intervals, with too few calls
-            # in each, after the next round of calls to it: two deadlines).
-            await asyncio.sleep(2 * TIMEOUT + 1.5)
-            started_then = calls_by_replica(target)[hung.address][0]
-            await asyncio.sleep(2.5)
-            started_later = calls_by_replica(target)[hung.address][0]
-        assert started_later == started_then, "the hung replica still gets calls"
+            # end of their 1 s interval (if they straddle two intervals with too few calls
+            # in each, after the next round of calls to it). It is set aside once no call
+            # has started on it for 2.5 s; on a busy machine that may take a round more.
+            deadline = time.monotonic() + 4 * TIMEOUT + 6
+            started, quiet_since = calls_by_replica(target)[hung.address][0], time.monotonic()
+            while time.monotonic() - quiet_since < 2.5:
+                assert time.monotonic() < deadline, "the hung replica still gets calls"
+                await asyncio.sleep(0.25)
+                now_started = calls_by_replica(target)[hung.address][0]
+                if now_started != started:
+                    started, quiet_since = now_started, time.monotonic()
         # No request waited past its deadline; the only failures are 504s of calls that
-        # were on the hung replica: each caller's call in flight, and at most two more
-        # rounds before the ejection.
+        # were on the hung replica: each caller's call in flight, and a round or two more
+        # before the ejection.
         assert max(seconds for _, seconds, _ in load.answers) < TIMEOUT + 1.0
         failures = load.failures()
         assert {status for status, _, _ in failures} <= {504}, failures[:3]
-        assert len(failures) <= 3 * workers, len(failures)
+        assert len(failures) <= 4 * workers, len(failures)
         view = (await gateway.get("/backends")).json()["backends"][0]
         stopped = next(r for r in view["replicas"] if r["address"] == hung.address)
         assert not stopped["reachable"], stopped
