@@ -173,8 +173,8 @@ class TfServingBackend:
     async def predict(self, spec: ModelSpec, inputs: Tensors) -> dict[str, np.ndarray]:
         """Predict with packed tensors; returns every output by alias."""
         request = predict_pb2.PredictRequest(model_spec=_model_spec(spec))
-        for alias, proto in tf_proto.tensors_to_protos(inputs).items():
-            request.inputs[alias].CopyFrom(proto)
+        for alias, array in inputs.items():  # filled in place: no tensor built, then copied
+            tf_proto.fill_tensor_proto(request.inputs[alias], array)
         response = await self._rpc(self._prediction_stub().Predict, request, spec.name)
         return {alias: tf_proto.make_ndarray(proto) for alias, proto in response.outputs.items()}
 
