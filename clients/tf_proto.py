@@ -186,6 +186,12 @@ def make_input(batch: ExampleBatch) -> input_pb2.Input:
 def _example_proto(example: Example) -> example_pb2.Example:
     proto = example_pb2.Example()
     for name, feature in example.items():
+        if not name.isascii() and not is_utf8(name):
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f"Feature name is not valid UTF-8: {name} (a tf.Example feature name is a "
+                "protobuf string)",
+            )
         target: feature_pb2.Feature = proto.features.feature[name]
         if feature.kind == "bytes":
             target.bytes_list.value.extend(feature.values)
@@ -196,6 +202,15 @@ def _example_proto(example: Example) -> example_pb2.Example:
         else:
             target.SetInParent()
     return proto
+
+
+def is_utf8(text: str) -> bool:
+    """False for text holding invalid UTF-8 from the request (as surrogate escapes)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def tensors_to_protos(tensors: Mapping[str, np.ndarray]) -> dict[str, tensor_pb2.TensorProto]:

@@ -151,7 +151,9 @@ class TfServingBackend:
     async def _fetch_metadata(self, spec: ModelSpec, key: _MetadataKey) -> ModelMetadata:
         now = time.monotonic()
         request = get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=_model_spec(spec), metadata_field=["signature_def"]
+            # the signature name plays no part (the cache holds every signature)
+            model_spec=_model_spec(ModelSpec(spec.name, spec.version, spec.label)),
+            metadata_field=["signature_def"],
         )
         response = await self._rpc(self._prediction_stub().GetModelMetadata, request)
         metadata = _metadata_from_response(response, spec.name)
@@ -240,6 +242,11 @@ def _not_started() -> ServingError:
 
 
 def _model_spec(spec: ModelSpec) -> model_pb2.ModelSpec:
+    if not spec.signature_name.isascii() and not tf_proto.is_utf8(spec.signature_name):
+        # invalid UTF-8 from the request: no signature has that name (a protobuf string)
+        raise ServingError(
+            Code.INVALID_ARGUMENT, f"No signature was found with the name: {spec.signature_name}"
+        )
     proto = model_pb2.ModelSpec(name=spec.name, signature_name=spec.signature_name)
     if spec.version is not None:
         proto.version.value = spec.version

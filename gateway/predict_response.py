@@ -5,6 +5,7 @@ Output names are written in sorted order (TF Serving iterates a hash map: unspec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,6 +17,7 @@ from gateway.predict_request import RequestFormat
 from gateway.tensor_text import tensor_texts
 
 _BYTES_SUFFIX = "_bytes"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def encode_predict(outputs: Mapping[str, npt.NDArray[np.generic]], fmt: RequestFormat) -> bytes:
@@ -31,8 +33,18 @@ def encode_predict(outputs: Mapping[str, npt.NDArray[np.generic]], fmt: RequestF
 
 
 def encode_error(message: str) -> bytes:
-    """`{"error": "<message>"}`, the message JSON-escaped."""
-    return ('{"error": ' + json_string(message) + "}").encode("utf-8", "surrogateescape")
+    """`{"error": "<message>"}`, the message JSON-escaped; always valid UTF-8 JSON.
+
+    Invalid UTF-8 quoted from the request (a surrogate escape) is written as the text
+    `\\xff`, any other lone surrogate as `\\udXXX`: TF Serving writes such bytes raw, which
+    makes its body invalid JSON.
+    """
+    return ('{"error": ' + json_string(_SURROGATE.sub(_escaped, message)) + "}").encode()
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def _as_b64(name: str, array: npt.NDArray[np.generic]) -> bool:

@@ -114,3 +114,11 @@ class ModelMetadataResponse(BaseModel):
 
     model_spec: dict[str, str]
     metadata: dict[str, Any]
+
+
+class ModelListResponse(BaseModel):
+    """The configured models' names, in configuration order (KServe V1's list models)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"models": ["half_plus_two"]}]})
+
+    models: list[str]

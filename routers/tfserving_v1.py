@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -49,6 +50,10 @@ async def serve_v1(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         route = parse_v1_path(scope["method"], raw_path(scope))
         record.verb = route.kind
+        if route.kind == "list":
+            record.rendered()
+            await send_json(send, 200, _model_list(dataplane))
+            return
         known = dataplane.registry.find(_name(route)) is not None
         record.model = _name(route) if known else UNKNOWN_MODEL
         if route.kind == "status":
@@ -93,6 +98,11 @@ class _AsgiResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
+
+
+def _model_list(dataplane: DataPlane) -> bytes:
+    """`{"models": [<name>, ...]}` (KServe V1's list models), in configuration order."""
+    return orjson.dumps({"models": [entry.name for entry in dataplane.registry.entries]})
 
 
 def raw_path(scope: MutableMapping[str, Any]) -> str:
@@ -215,6 +225,13 @@ def _parameters(extra: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
 
 
 def _register_documented_routes() -> None:
+    router.add_api_route(
+        "/v1/models",
+        v1_endpoint,
+        methods=["GET"],
+        summary="List the configured models (KServe V1; TF Serving answers 400)",
+        responses={200: {"model": schemas.ModelListResponse}},
+    )
     for suffix, extra in _ADDRESSING.items():
         base = "/v1/models/{model_name}" + suffix
         parameters = _parameters(extra)

@@ -3,6 +3,9 @@
 POST /v1/models/<name>[/versions/<n> | /labels/<label>]:(predict|classify|regress)
 GET  /v1/models[/<name>][/versions/<n> | /labels/<label>][/metadata]
 
+`GET /v1/models` alone lists the models (KServe V1's "list models"; TF Serving answers
+400 "Missing model name in request." there).
+
 Patterns ignore case but the verb must be lower case; the path includes the query
 string, as in TF Serving (see TFSERVING-REST-SPEC.md, R1-R7).
 """
@@ -16,7 +19,7 @@ from typing import Literal
 
 from clients.types import Code, ServingError, invalid_argument
 
-RouteKind = Literal["predict", "classify", "regress", "status", "metadata"]
+RouteKind = Literal["predict", "classify", "regress", "status", "metadata", "list"]
 
 _POST = re.compile(
     r"/v1/models/([^/:]+)(?:/versions/([0-9]+)|/labels/([^/:]+))?:(classify|regress|predict)",
@@ -66,6 +69,8 @@ def _parse(method: str, path: str) -> V1Route:
         match = _GET.fullmatch(path)
         if match:
             if match.group(1) is None:
+                if match.lastindex is None:  # nothing after /v1/models
+                    return V1Route(kind="list", name=None)
                 raise invalid_argument("Missing model name in request.")
             return _route("metadata" if match.group(4) == "metadata" else "status", match)
     raise invalid_argument(f"Malformed request: {method} {path}")

@@ -304,7 +304,7 @@ async def test_readiness_names_the_failed_model_without_server_paths(
             400,
             "Malformed request: DELETE /v1/models/half_plus_two",
         ),
-        ("GET", "/v1/models", None, 400, "Missing model name in request."),
+        ("GET", "/v1/models/labels/x", None, 400, "Missing model name in request."),
         (
             "GET",
             "/v1/models/half_plus_two/versions/99999999999999999999",

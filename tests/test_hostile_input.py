@@ -573,9 +573,68 @@ CASES: list[Hostile] = [
     post("tf-unknown-verb", f"{TF}:explain", {"instances": [1.0]}, 400, "Malformed request"),
     post("tf-query-string", f"{TF}:predict?x=1", {"instances": [1.0]}, 400, "Malformed request"),
     get("tf-verb-on-get", f"{TF}:predict", 400, "Malformed request: GET"),
-    get("no-model-name", "/v1/models", 400, "Missing model name in request."),
+    get("no-model-name", "/v1/models/versions/1", 400, "Missing model name in request."),
+    get("list-with-trailing-slash", "/v1/models/", 400, "Malformed request: GET /v1/models/"),
     Hostile("sk-delete", "DELETE", SK, b"", 400, "Malformed request: DELETE /v1/models/iris"),
     Hostile("tf-put", "PUT", f"{TF}:predict", b"{}", 400, "Malformed request: PUT"),
+    # ---- invalid UTF-8 quoted back in the error: written as \xff, the body stays JSON ---
+    post(
+        "tf-invalid-utf8-string-value",
+        f"{TF}:predict",
+        b'{"instances": ["\xff\xfe"]}',
+        400,
+        'JSON Value: "\\xff\\xfe" Type: String is not of expected type: float',
+    ),
+    post(
+        "sk-invalid-utf8-string-value",
+        f"{SK}:predict",
+        b'{"instances": [["\xff\xfe", 3.5, 1.4, 0.2]]}',
+        400,
+        "\\xff\\xfe",
+    ),
+    post(
+        "tf-invalid-utf8-signature-name",
+        f"{TF}:predict",
+        b'{"signature_name": "\xff\xfe", "instances": [1.0]}',
+        400,
+        'Serving signature name: "\\xff\\xfe" not found in signature def',
+    ),
+    post(
+        "sk-invalid-utf8-signature-name",
+        f"{SK}:predict",
+        b'{"signature_name": "\xff\xfe", "instances": [[5.1, 3.5, 1.4, 0.2]]}',
+        400,
+        "\\xff\\xfe",
+    ),
+    post(
+        "tf-invalid-utf8-feature-name",
+        f"{TF}:classify",
+        b'{"signature_name": "classify_x_to_y", "examples": [{"x": 1.0, "\xff\xfe": 1.0}]}',
+        400,
+        "Feature name is not valid UTF-8: \\xff\\xfe",
+    ),
+    post(
+        "tf-invalid-utf8-signature-name-classify",
+        f"{TF}:classify",
+        b'{"signature_name": "\xff\xfe", "examples": [{"x": 1.0}]}',
+        400,
+        "No signature was found with the name: \\xff\\xfe",
+    ),
+    post(
+        "sk-invalid-utf8-feature-name",
+        f"{SK}:classify",
+        b'{"examples": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, '
+        b'"petal_width": 0.2, "\xff\xfe": 1.0}]}',
+        400,
+        "'\\xff\\xfe' is not a feature of the model",
+    ),
+    post(
+        "invalid-utf8-percent-encoded-model-name",
+        "/v1/models/%ff%fe:predict",
+        {"instances": [1.0]},
+        400,
+        "Failed to decode model name: %ff%fe",
+    ),
 ]
 
 # Set by the fixture below (a gateway with small limits); `max_body_bytes` leaves room for
