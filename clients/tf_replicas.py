@@ -55,20 +55,11 @@ class ReplicaMonitor:
         self._change_pending = False
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._task: asyncio.Task[None] | None = None
-        self._polled = asyncio.Event()
 
     def start(self) -> None:
         """Start polling (needs a running event loop)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def wait_checked(self, within_seconds: float) -> bool:
-        """Wait for the first poll to end; False if it did not within the time."""
-        try:
-            await asyncio.wait_for(self._polled.wait(), within_seconds)
-        except TimeoutError:
-            return False
-        return True
 
     async def close(self) -> None:
         """Stop polling and close the replicas' channels."""
@@ -88,7 +79,6 @@ class ReplicaMonitor:
                 await self.poll_once()
             except Exception:  # a bug here must not stop the monitor for good
                 logger.exception("polling the replicas of %s failed", self.target)
-            self._polled.set()
             await asyncio.sleep(self._poll_seconds)
 
     async def poll_once(self) -> None:
