@@ -186,7 +186,7 @@ def make_input(batch: ExampleBatch) -> input_pb2.Input:
 def _example_proto(example: Example) -> example_pb2.Example:
     proto = example_pb2.Example()
     for name, feature in example.items():
-        if not name.isascii() and not is_utf8(name):
+        if not is_utf8(name):
             raise ServingError(
                 Code.INVALID_ARGUMENT,
                 f"Feature name is not valid UTF-8: {name} (a tf.Example feature name is a "
@@ -206,6 +206,8 @@ def _example_proto(example: Example) -> example_pb2.Example:
 
 def is_utf8(text: str) -> bool:
     """False for text holding invalid UTF-8 from the request (as surrogate escapes)."""
+    if text.isascii():
+        return True
     try:
         text.encode()
     except UnicodeEncodeError:

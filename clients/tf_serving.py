@@ -242,7 +242,7 @@ def _not_started() -> ServingError:
 
 
 def _model_spec(spec: ModelSpec) -> model_pb2.ModelSpec:
-    if not spec.signature_name.isascii() and not tf_proto.is_utf8(spec.signature_name):
+    if not tf_proto.is_utf8(spec.signature_name):
         # invalid UTF-8 from the request: no signature has that name (a protobuf string)
         raise ServingError(
             Code.INVALID_ARGUMENT, f"No signature was found with the name: {spec.signature_name}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from clients.embedded import EmbeddedTfServing
 from clients.sklearn_backend import SklearnBackend
 from clients.types import ModelSource, VersionPolicy
 from gateway.app import create_app
+from gateway.logs import json_formatter
 from gateway.settings import ModelConfig, Settings
 
 # TF Serving's own test SavedModels, in ../shared beside the repository (CI has them; see
@@ -292,3 +295,20 @@ def wait_until_ready(
             pass
         time.sleep(0.3)
     pytest.fail(f"gateway not ready within {within} s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture
+def access_lines() -> Iterator[io.StringIO]:
+    """What the "gateway.access" logger writes, formatted as JSON lines."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    access = logging.getLogger("gateway.access")
+    old_level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(old_level)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.logs import json_formatter
 from gateway.settings import Settings
 from tests.conftest import gateway_client, sklearn_model_configs
 
@@ -70,22 +68,6 @@ async def test_needs_an_api_key_when_keys_are_set(keyed: httpx.AsyncClient) -> N
     good = await keyed.get("/v1/models", headers={"Authorization": "Bearer key-one"})
     assert good.status_code == 200, good.text
     assert good.json() == {"models": ["iris", "diabetes"]}
-
-
-@pytest.fixture
-def access_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    access = logging.getLogger("gateway.access")
-    old_level = access.level
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(old_level)
 
 
 def _list_count(text: str) -> float:

@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.logs import RequestIdFilter, json_formatter
+from gateway.logs import RequestIdFilter
 from gateway.settings import Settings
 from tests.conftest import REPO, gateway_client
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
-
-
-@pytest.fixture
-def access_lines() -> Iterator[io.StringIO]:
-    """What the "gateway.access" logger writes, formatted as JSON lines."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    access = logging.getLogger("gateway.access")
-    old_level = access.level
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(old_level)
 
 
 async def test_access_log_line_is_json_without_body_or_secrets(
