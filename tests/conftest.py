@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from clients.embedded import EmbeddedTfServing
+from clients.embedded import EmbeddedTfServing, free_port
 from clients.sklearn_backend import SklearnBackend
 from clients.types import ModelSource, VersionPolicy
 from gateway.app import create_app
@@ -256,8 +256,6 @@ def spawn_gateway(config: Mapping[str, Any], workdir: Path) -> Iterator[GatewayP
     GATEWAY_* variable from this environment) on a free port, its output in
     `workdir`/gateway.log; terminate it afterwards. It is not waited for: use
     `wait_until_ready`."""
-    from clients.embedded import free_port
-
     (workdir / "config.yaml").write_text(yaml.safe_dump(dict(config)))
     port = free_port()
     log = workdir / "gateway.log"
