@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clients.replica_view import TargetView
+from gateway.codec.encode_model import version_statuses
 from gateway.dataplane import DataPlane
-from gateway.model_json import version_statuses
 from routers.errors import JSON
 
 router = APIRouter(tags=["Health"])

@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clients.types import DEFAULT_SIGNATURE, ExampleBatch, ModelSpec, ServingError
 from gateway import codec
 from gateway.codec import JsonLimits
+from gateway.codec.encode_model import metadata_json, status_json
 from gateway.dataplane import DataPlane
-from gateway.model_json import metadata_json, status_json
 from routers import schemas
 from routers.body import request_body
 from routers.errors import HTTP_STATUS_OF_CODE, JSON, send_json, send_json_error

@@ -39,8 +39,8 @@ from gateway.codec import (
     parse_body,
     signature_name_of,
 )
-from gateway.json_fast import fast_tensor
-from gateway.json_tensor import array_from_flat, exact_values
+from gateway.codec.decode_fast import fast_tensor
+from gateway.codec.decode_tensor import array_from_flat, exact_values
 
 F, D, I32, I64, S, B = (DType.DT_FLOAT, DType.DT_DOUBLE, DType.DT_INT32, DType.DT_INT64,
                         DType.DT_STRING, DType.DT_BOOL)  # fmt: skip

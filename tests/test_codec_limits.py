@@ -15,7 +15,7 @@ import pytest
 
 from clients.types import Code, DType, ServingError, TensorSpec
 from gateway.codec import JsonLimits, decode_examples, decode_predict, parse_body
-from gateway.json_limits import nesting_depth
+from gateway.codec.limits import nesting_depth
 from gateway.settings import Settings
 
 F, S = DType.DT_FLOAT, DType.DT_STRING

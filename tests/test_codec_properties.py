@@ -3,7 +3,7 @@
 - Integer and bool tensors are written as plain JSON.
 - Any tensor of a supported dtype, written by `encode_predict` (row or columnar format),
   read back by `parse_body` + `decode_predict`, is the same tensor (b64 strings too).
-- The fast path (`gateway.json_fast`) agrees with TF Serving's element-by-element walk:
+- The fast path (`gateway.codec.decode_fast`) agrees with TF Serving's element-by-element walk:
   same tensor when it answers, and no answer when the walk raises.
 - The byte-level depth scan equals the depth of the parsed document.
 - Arbitrary JSON documents and arbitrary bytes raise nothing but ServingError.
@@ -31,10 +31,10 @@ from gateway.codec import (
     encode_predict,
     parse_body,
 )
-from gateway.json_fast import fast_tensor
-from gateway.json_limits import nesting_depth
-from gateway.json_tensor import array_from_flat, exact_values
-from gateway.tensor_text import tensor_texts
+from gateway.codec.decode_fast import fast_tensor
+from gateway.codec.decode_tensor import array_from_flat, exact_values
+from gateway.codec.encode_text import tensor_texts
+from gateway.codec.limits import nesting_depth
 
 ROW, COL = RequestFormat.ROW, RequestFormat.COLUMNAR
 NUMERIC = [

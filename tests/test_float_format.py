@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gateway.codec import format_float
-from gateway.json_numbers import parse_float32, rapidjson_double_text
-from gateway.tensor_text import tensor_texts
+from gateway.codec.encode_numbers import parse_float32, rapidjson_double_text
+from gateway.codec.encode_text import tensor_texts
 
 FLOAT_CASES = [
     (9000000.0, "9e+06"),

@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from gateway import tensor_text
-from gateway.json_numbers import float_text, parse_float32
-from gateway.tensor_text import tensor_texts
+from gateway.codec import encode_text
+from gateway.codec.encode_numbers import float_text, parse_float32
+from gateway.codec.encode_text import tensor_texts
 
 
 def _literal(value: float, double: bool) -> str:
@@ -59,12 +59,12 @@ def test_float_text_follows_the_literal_rule_float64() -> None:
 
 @contextmanager
 def _vectorised_only() -> Iterator[None]:
-    saved = tensor_text.SMALL_TENSOR
-    tensor_text.SMALL_TENSOR = -1
+    saved = encode_text.SMALL_TENSOR
+    encode_text.SMALL_TENSOR = -1
     try:
         yield
     finally:
-        tensor_text.SMALL_TENSOR = saved
+        encode_text.SMALL_TENSOR = saved
 
 
 SHAPES = [(), (1,), (1, 1), (3,), (2, 3), (3, 1, 2), (2, 2, 2, 2), (1, 32)]

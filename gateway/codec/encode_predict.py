@@ -12,9 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from clients.types import invalid_argument
-from gateway.json_values import json_string
-from gateway.predict_request import RequestFormat
-from gateway.tensor_text import tensor_texts
+from gateway.codec.decode_predict import RequestFormat
+from gateway.codec.encode_text import tensor_texts
+from gateway.codec.values import json_string
 
 _BYTES_SUFFIX = "_bytes"
 _SURROGATE = re.compile("[\ud800-\udfff]")

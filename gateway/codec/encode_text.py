@@ -2,10 +2,10 @@
 
 Integer and bool tensors are written by orjson (its text is TF Serving's). Small float
 and string tensors (at most `SMALL_TENSOR` elements, such as the one value of a one-row
-predict) are written element by element in plain Python (`gateway.json_numbers.float_text`):
+predict) are written element by element in plain Python (`gateway.codec.encode_numbers.float_text`):
 numpy's fixed cost per operation would be most of the work. For the others the whole text
 is produced by a single ``template % values``: every element gets a printf piece chosen by
-numpy (see `gateway.json_numbers.float_format_codes`) joined with the brackets and commas
+numpy (see `gateway.codec.encode_numbers.float_format_codes`) joined with the brackets and commas
 that follow it, so no Python function runs per element for numeric tensors. Row splitting
 (one text per 0-th dimension slice, for the `predictions` list) uses a NUL marker between
 slices; NUL never appears unescaped in JSON text.
@@ -20,8 +20,8 @@ import numpy.typing as npt
 import orjson
 
 from clients.types import invalid_argument
-from gateway.json_numbers import CONSUMES_VALUE, FORMATS, float_format_codes, float_text
-from gateway.json_values import json_string
+from gateway.codec.encode_numbers import CONSUMES_VALUE, FORMATS, float_format_codes, float_text
+from gateway.codec.values import json_string
 
 _ROW_MARK = "\x00"
 _INT_KINDS = {"i", "u"}

@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from clients.types import ServingError, TensorSpec, invalid_argument
-from gateway.json_fast import Shape, regular_rows, rows_to_array
-from gateway.json_limits import DEFAULT_LIMITS, ElementCount, JsonLimits
-from gateway.json_tensor import array_from_flat, exact_values, tensor_from_json
-from gateway.json_values import (
+from gateway.codec.decode_fast import Shape, regular_rows, rows_to_array
+from gateway.codec.decode_tensor import array_from_flat, exact_values, tensor_from_json
+from gateway.codec.limits import DEFAULT_LIMITS, ElementCount, JsonLimits
+from gateway.codec.values import (
     format_error,
     is_b64_object,
     json_value_to_string,

@@ -1,6 +1,6 @@
 """Parsed JSON values as TF Serving sees them: type names, b64 objects, debug text.
 
-A parsed value is what `gateway.json_reader.parse_body` returns: dict, list, str, int
+A parsed value is what `gateway.codec.reader.parse_body` returns: dict, list, str, int
 (an integer token that fits int64/uint64), float (any other number, NaN and infinities
 included), bool or None. Strings that held invalid UTF-8 carry it as surrogate escapes,
 so ``text.encode("utf-8", "surrogateescape")`` gives back the bytes that were sent.
@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from clients.types import DType, ServingError, invalid_argument
-from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
-from gateway.json_numbers import format_float, rapidjson_double_text
+from gateway.codec.encode_numbers import format_float, rapidjson_double_text
+from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits
 
 B64_KEY = "b64"
 MAX_QUOTE_BYTES = 256  # error messages quote at most this much of the request JSON

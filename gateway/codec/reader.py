@@ -1,6 +1,6 @@
 """Request body parsing as TF Serving does it: rapidjson, kParseNanAndInfFlag, stop when done.
 
-`parse_body` first checks the nesting depth on the raw bytes (`gateway.json_limits`), then
+`parse_body` first checks the nesting depth on the raw bytes (`gateway.codec.limits`), then
 tries orjson (fast, C). Whatever orjson accepts, rapidjson accepts with the same values.
 When orjson refuses (NaN/Infinity tokens, trailing bytes, a BOM, invalid
 UTF-8 in strings, nesting deeper than 1024, or a real syntax error) the body is parsed
@@ -24,8 +24,8 @@ import re
 import orjson
 
 from clients.types import invalid_argument
-from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
-from gateway.json_values import json_value_to_string
+from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits
+from gateway.codec.values import json_value_to_string
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]*")
 _DIGITS = re.compile(rb"[0-9]+")

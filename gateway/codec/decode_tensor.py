@@ -1,6 +1,6 @@
 """One JSON value -> one numpy tensor of a signature's dtype (spec P3, P6, B1).
 
-`tensor_from_json` tries the fast path first (`gateway.json_fast`: C-level passes that
+`tensor_from_json` tries the fast path first (`gateway.codec.decode_fast`: C-level passes that
 prove the value is a regular nested list of the right JSON kinds). Whenever that proof
 fails, `exact_values` walks the value like TF Serving's FillTensorProto and raises its
 precise error (raggedness, level, size, type).
@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clients.types import Code, DType, ServingError, invalid_argument
-from gateway.json_fast import (
+from gateway.codec.decode_fast import (
     FLOATS,
     MAX_RANK,
     NUMPY_DTYPES,
@@ -24,8 +24,8 @@ from gateway.json_fast import (
     regular_rows,
     rows_to_array,
 )
-from gateway.json_limits import DEFAULT_LIMITS, ElementCount, JsonLimits
-from gateway.json_values import (
+from gateway.codec.limits import DEFAULT_LIMITS, ElementCount, JsonLimits
+from gateway.codec.values import (
     decode_b64_object,
     dtype_name,
     json_type_name,

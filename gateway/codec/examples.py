@@ -14,8 +14,9 @@ from clients.types import (
     FeatureKind,
     invalid_argument,
 )
-from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
-from gateway.json_values import (
+from gateway.codec.encode_text import tensor_texts
+from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits
+from gateway.codec.values import (
     decode_b64_object,
     format_error,
     is_b64_object,
@@ -23,7 +24,6 @@ from gateway.json_values import (
     json_type_name,
     utf8,
 )
-from gateway.tensor_text import tensor_texts
 
 _INT64_MAX = 2**63 - 1
 _MISSING = object()

@@ -11,7 +11,7 @@
 - other dtypes: ``set(map(type, leaves))`` (``type(x)`` separates bool from int).
 
 Anything unproven gives None, and the caller walks the value like TF Serving does
-(`gateway.json_tensor.exact_values`) to raise its precise error.
+(`gateway.codec.decode_tensor.exact_values`) to raise its precise error.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from clients.types import DType
-from gateway.json_limits import DEFAULT_LIMITS, JsonLimits
-from gateway.json_values import utf8
+from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits
+from gateway.codec.values import utf8
 
 _INT32 = (-(2**31), 2**31 - 1)
 RANGES: dict[DType, tuple[int, int]] = {
