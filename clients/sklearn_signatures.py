@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils import get_tags
 
+from clients.dtypes import DTYPE_OF_FIXED_WIDTH, FIXED_WIDTH_NUMPY_OF
 from clients.types import DEFAULT_SIGNATURE, PREDICT_METHOD, DType, Signature, TensorSpec
 
 INPUT_ALIAS = "inputs"
@@ -40,30 +41,9 @@ SIGNATURE_METHODS = (
     "score_samples",
 )
 
-_NUMPY_DTYPES: tuple[tuple[DType, np.dtype[Any]], ...] = tuple(
-    (dtype, np.dtype(np_type))
-    for dtype, np_type in (
-        (DType.DT_FLOAT, np.float32),
-        (DType.DT_DOUBLE, np.float64),
-        (DType.DT_HALF, np.float16),
-        (DType.DT_INT8, np.int8),
-        (DType.DT_INT16, np.int16),
-        (DType.DT_INT32, np.int32),
-        (DType.DT_INT64, np.int64),
-        (DType.DT_UINT8, np.uint8),
-        (DType.DT_UINT16, np.uint16),
-        (DType.DT_UINT32, np.uint32),
-        (DType.DT_UINT64, np.uint64),
-        (DType.DT_BOOL, np.bool_),
-        (DType.DT_COMPLEX64, np.complex64),
-        (DType.DT_COMPLEX128, np.complex128),
-    )
-)
 # scikit-learn classes whose methods are not row-wise for every parameter setting:
 # a FunctionTransformer runs any function; DummyClassifier draws random labels per call.
 _NOT_ROW_WISE = frozenset({"FunctionTransformer", "DummyClassifier"})
-_TO_DTYPE = {np_dtype: dtype for dtype, np_dtype in _NUMPY_DTYPES}
-_TO_NUMPY = dict(_NUMPY_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -90,7 +70,7 @@ def dtype_of(array_dtype: np.dtype[Any]) -> DType:
     """The TensorFlow dtype for a numpy dtype; text and objects are DT_STRING."""
     if array_dtype.kind in "USO":
         return DType.DT_STRING
-    return _TO_DTYPE.get(array_dtype, DType.DT_DOUBLE)
+    return DTYPE_OF_FIXED_WIDTH.get(array_dtype, DType.DT_DOUBLE)
 
 
 def dense(value: Any) -> np.ndarray:
@@ -103,7 +83,7 @@ def to_output(value: Any, spec: TensorSpec) -> np.ndarray:
     array = dense(value)
     if spec.dtype == DType.DT_STRING:
         return np.array([_as_bytes(v) for v in array.ravel()], dtype=object).reshape(array.shape)
-    return array.astype(_TO_NUMPY.get(spec.dtype, np.float64), copy=False)
+    return array.astype(FIXED_WIDTH_NUMPY_OF.get(spec.dtype, np.float64), copy=False)
 
 
 def _as_bytes(value: object) -> bytes:

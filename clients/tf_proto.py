@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
+from clients.dtypes import DTYPE_OF_FIXED_WIDTH, FIXED_WIDTH_NUMPY_OF
 from clients.protos import (
     example_pb2,
     feature_pb2,
@@ -32,25 +33,6 @@ from clients.types import (
     TensorSpec,
     VersionStatus,
 )
-
-# numpy dtype for each TF dtype that has a fixed-width host representation.
-_NUMPY_OF_DTYPE: dict[DType, np.dtype[Any]] = {
-    DType.DT_FLOAT: np.dtype(np.float32),
-    DType.DT_DOUBLE: np.dtype(np.float64),
-    DType.DT_INT32: np.dtype(np.int32),
-    DType.DT_UINT8: np.dtype(np.uint8),
-    DType.DT_INT16: np.dtype(np.int16),
-    DType.DT_INT8: np.dtype(np.int8),
-    DType.DT_COMPLEX64: np.dtype(np.complex64),
-    DType.DT_INT64: np.dtype(np.int64),
-    DType.DT_BOOL: np.dtype(np.bool_),
-    DType.DT_UINT16: np.dtype(np.uint16),
-    DType.DT_COMPLEX128: np.dtype(np.complex128),
-    DType.DT_HALF: np.dtype(np.float16),
-    DType.DT_UINT32: np.dtype(np.uint32),
-    DType.DT_UINT64: np.dtype(np.uint64),
-}
-_DTYPE_OF_NUMPY: dict[np.dtype[Any], DType] = {v: k for k, v in _NUMPY_OF_DTYPE.items()}
 
 # The repeated field that holds values when `tensor_content` is empty.
 _VALUE_FIELD: dict[DType, str] = {
@@ -76,7 +58,7 @@ def dtype_of_array(array: np.ndarray) -> DType:
     if array.dtype == object or array.dtype.kind in ("S", "U"):
         return DType.DT_STRING
     try:
-        return _DTYPE_OF_NUMPY[array.dtype]
+        return DTYPE_OF_FIXED_WIDTH[array.dtype]
     except KeyError:
         raise ServingError(
             Code.INVALID_ARGUMENT, f"Tensors of numpy type {array.dtype} cannot be sent"
@@ -118,7 +100,7 @@ def make_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     A value field shorter than the shape is padded with its last value, as TensorFlow does.
     """
     shape = tuple([dim.size for dim in proto.tensor_shape.dim])
-    numpy_dtype = _NUMPY_OF_DTYPE.get(proto.dtype)  # an IntEnum key: the int finds it
+    numpy_dtype = FIXED_WIDTH_NUMPY_OF.get(proto.dtype)  # an IntEnum key: the int finds it
     content = proto.tensor_content
     if content and numpy_dtype is not None:  # the usual case: one (writable) copy
         return np.frombuffer(bytearray(content), dtype=numpy_dtype).reshape(shape)

@@ -24,6 +24,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
+from clients.dtypes import NUMPY_OF
 from clients.types import DType
 from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits
 from gateway.codec.values import utf8
@@ -37,23 +38,6 @@ RANGES: dict[DType, tuple[int, int]] = {
     DType.DT_INT64: (-(2**63), 2**63 - 1),
     DType.DT_UINT32: (0, 2**32 - 1),
     DType.DT_UINT64: (0, 2**64 - 1),
-}
-NUMPY_DTYPES: dict[DType, np.dtype[np.generic]] = {
-    DType.DT_FLOAT: np.dtype(np.float32),
-    DType.DT_DOUBLE: np.dtype(np.float64),
-    DType.DT_INT32: np.dtype(np.int32),
-    DType.DT_INT16: np.dtype(np.int16),
-    DType.DT_INT8: np.dtype(np.int8),
-    DType.DT_UINT8: np.dtype(np.uint8),
-    DType.DT_INT64: np.dtype(np.int64),
-    DType.DT_UINT32: np.dtype(np.uint32),
-    DType.DT_UINT64: np.dtype(np.uint64),
-    DType.DT_BOOL: np.dtype(np.bool_),
-    DType.DT_STRING: np.dtype(object),
-    DType.DT_HALF: np.dtype(np.float16),
-    DType.DT_UINT16: np.dtype(np.uint16),
-    DType.DT_COMPLEX64: np.dtype(np.complex64),
-    DType.DT_COMPLEX128: np.dtype(np.complex128),
 }
 FLOATS = (DType.DT_FLOAT, DType.DT_DOUBLE)
 MAX_RANK = 64  # numpy's limit (TensorFlow allows 254)
@@ -84,7 +68,7 @@ def regular_rows(value: object, dtype: DType) -> tuple[Shape, Rows] | None:
     (a scalar is one row of one); their items are not checked yet. No rows if the shape
     holds a 0.
     """
-    if dtype not in NUMPY_DTYPES:
+    if dtype not in NUMPY_OF:
         return None
     if type(value) is not list:
         return (), [[value]]
@@ -114,7 +98,7 @@ def rows_to_array(
     rows: Rows, dtype: DType, shape: Shape, limits: JsonLimits = DEFAULT_LIMITS
 ) -> npt.NDArray[np.generic] | None:
     """The tensor from `regular_rows` output, or None unless every leaf certainly fits."""
-    target = NUMPY_DTYPES[dtype]
+    target = NUMPY_OF[dtype]
     if not rows:
         return np.empty(shape, dtype=target)
     try:

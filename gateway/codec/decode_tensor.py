@@ -14,11 +14,11 @@ from math import prod
 import numpy as np
 import numpy.typing as npt
 
+from clients.dtypes import NUMPY_OF
 from clients.types import Code, DType, ServingError, invalid_argument
 from gateway.codec.decode_fast import (
     FLOATS,
     MAX_RANK,
-    NUMPY_DTYPES,
     RANGES,
     Shape,
     regular_rows,
@@ -93,7 +93,7 @@ def array_from_flat(flat: list[object], dtype: DType, shape: Shape) -> npt.NDArr
             f"Cannot build a tensor of rank {len(shape)}: at most {MAX_RANK} dimensions "
             "are supported"
         )
-    target = NUMPY_DTYPES.get(dtype, np.dtype(object))
+    target = NUMPY_OF.get(dtype, np.dtype(object))
     if dtype in RANGES:
         return (
             np.array(flat, dtype=np.int64 if dtype != DType.DT_UINT64 else np.uint64)
