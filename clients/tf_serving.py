@@ -4,7 +4,8 @@ One long-lived balanced channel per target (`clients.tf_channel.BalancedChannel`
 spreads calls over every replica round robin, sets failing ones aside and retries
 UNAVAILABLE on another replica (every method we call is idempotent) within the request's
 deadline. When no replica can be reached a call fails at once. Every call carries the
-request's remaining budget as its deadline and its request id as metadata. gRPC failures
+request's remaining budget as its deadline and its request id as metadata, and the trace
+context (W3C `traceparent`...) while a span is current (none with tracing off). gRPC failures
 are translated into `ServingError` in exactly one place (`_rpc`). Model metadata (the
 signatures used to type JSON inputs) is cached per request spec for a short TTL, so the
 hot path costs one Predict RPC, not two. A `ReplicaMonitor` keeps every replica's model
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
+from opentelemetry import propagate, trace
 
 from clients import tf_proto
 from clients.base import Tensors
@@ -225,7 +227,7 @@ class TfServingBackend:
             raise ServingError(Code.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         context = CALL_CONTEXT.get()
         timeout = context.remaining_seconds(default=self._timeout)
-        metadata = (("x-request-id", context.request_id),) if context.request_id else None
+        metadata = _call_metadata(context.request_id)
         try:
             return await method(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
@@ -235,6 +237,19 @@ class TfServingBackend:
         if translated.code == Code.NOT_FOUND and evict_on_not_found is not None:
             self.forget_metadata(evict_on_not_found)
         raise translated
+
+
+def _call_metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
+    """A call's gRPC metadata: the request id, and the current trace context if any.
+
+    With tracing off no span is current, so this costs one context lookup.
+    """
+    metadata: tuple[tuple[str, str], ...] = (("x-request-id", request_id),) if request_id else ()
+    if trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the configured propagators: traceparent, tracestate...
+        metadata += tuple(carrier.items())
+    return metadata or None
 
 
 def _not_started() -> ServingError:

@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        telemetry={"tracing": False},  # ObservabilityMiddleware traces every request itself
     )
     app.state.settings = settings
     app.state.json_limits = JsonLimits.from_settings(settings)  # the codec's input limits

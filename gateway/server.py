@@ -32,6 +32,7 @@ from types import FrameType
 import uvicorn
 
 from clients.embedded import EmbeddedTfServing
+from gateway import tracing
 from gateway.app import begin_shutdown, create_app
 from gateway.http_protocol import ConnectionLimits, guarded_protocol, usable_connections
 from gateway.settings import Settings
@@ -97,6 +98,7 @@ def serve(settings: Settings, setup_logging: LoggingSetup) -> None:
 
 def _draining_server(settings: Settings, parent_pid: int | None = None) -> DrainingServer:
     """The app for `settings` in a DrainingServer, configured as the gateway runs it."""
+    tracing.configure()  # from the OTEL_* environment; off unless OTEL_TRACES_EXPORTER is set
     app = create_app(settings)
     config = uvicorn.Config(
         app,
