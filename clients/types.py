@@ -48,6 +48,10 @@ class ServingError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[type[ServingError], tuple[Code, str]]:
+        """Pickle as (code, message): the error crosses from codec worker processes."""
+        return (type(self), (self.code, self.message))
+
     def __repr__(self) -> str:
         return f"ServingError({self.code.name}, {self.message!r})"
 
@@ -147,6 +151,13 @@ class ModelMetadata:
     version: int
     signatures: Mapping[str, Signature]
     extra: Mapping[str, object] = field(default_factory=dict)
+
+
+def shape_fits(actual: tuple[int, ...], declared: tuple[int, ...]) -> bool:
+    """Whether a tensor of shape `actual` fits a declared shape (-1: any size)."""
+    return len(actual) == len(declared) and all(
+        want in (-1, got) for got, want in zip(actual, declared, strict=True)
+    )
 
 
 class ModelState(enum.IntEnum):

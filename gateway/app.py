@@ -18,14 +18,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clients.types import ServingError
 from gateway.codec import JsonLimits
 from gateway.dataplane import DataPlane
+from gateway.offload import Offloader
 from gateway.registry import ModelRegistry, build_registry
+from gateway.serving import Serving
 from gateway.settings import Settings
-from routers import backends, health, metrics, tfserving_v1
+from routers import backends, health, metrics, oip_v2, tfserving_v1
 from routers.edge import EdgeMiddleware
 from routers.errors import handle_serving_error, handle_unexpected_error, json_error
 from routers.observability import ObservabilityMiddleware
 
 logger = logging.getLogger(__name__)
+
+# What the codec worker processes import before their first job.
+CODEC_MODULES = ("gateway.codec", "gateway.codec.decode_whole")
 
 CORS_METHODS = ["GET", "POST", "OPTIONS"]
 CORS_REQUEST_HEADERS = [
@@ -58,7 +63,10 @@ def create_app(settings: Settings) -> FastAPI:
             max_concurrent_per_model=settings.max_concurrent_per_model,
             timeout_seconds=settings.request_timeout_seconds,
         )
+        offloader = Offloader(settings.codec_processes, settings.codec_offload_bytes)
+        app.state.serving = Serving(app.state.dataplane, app.state.json_limits, offloader)
         announcer = asyncio.create_task(_announce_embedded(registry, settings))
+        warming = asyncio.create_task(offloader.warm_up(CODEC_MODULES))
         # Everything loaded so far (libraries, models) lives as long as the process: keep it
         # out of the garbage collector's full passes, which otherwise scan it all and show
         # up as tail latency.
@@ -67,10 +75,12 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            announcer.cancel()
-            with suppress(asyncio.CancelledError):
-                await announcer
+            for task in (announcer, warming):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await registry.close()
+            offloader.close()
 
     app = GatewayApp(
         settings,
@@ -87,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(backends.router)
     app.include_router(metrics.router)
     app.include_router(tfserving_v1.router)
+    app.include_router(oip_v2.router)
     app.add_api_route(
         "/{path:path}",
         _fallback,
@@ -103,10 +114,11 @@ class GatewayApp(FastAPI):
     """FastAPI for the documented routes, behind the gateway's own middleware and fast path.
 
     HTTP requests pass observability (outermost), CORS (if configured) and the edge
-    (shedding, auth, deadline, body limits); then /v1/ requests go straight to the TF
-    Serving endpoint, which parses its own paths, and the rest to FastAPI's router. The
-    /v1/ shortcut skips FastAPI's routing and per-route machinery: half of the gateway's
-    own time per predict when measured. The /v1/ routes stay declared for /docs.
+    (shedding, auth, deadline, body limits); then each protocol's requests (/v1/: TF
+    Serving's API, /v2: the Open Inference Protocol) go straight to its ASGI app, which
+    parses its own paths, and the rest to FastAPI's router. The shortcut skips FastAPI's
+    routing and per-route machinery: half of the gateway's own time per predict when
+    measured. The protocols' routes stay declared for /docs.
     """
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -131,8 +143,11 @@ class GatewayApp(FastAPI):
             await super().__call__(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"][:4].lower() == "/v1/":
+        path = scope["path"]
+        if path[:4].lower() == "/v1/":  # TF Serving matches its paths ignoring case
             await tfserving_v1.serve_v1(scope, receive, send)
+        elif path[:4] == "/v2/" or path == "/v2":
+            await oip_v2.serve_v2(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 

@@ -1,14 +1,16 @@
 """Protocol-neutral model operations: look a model up, check signatures, call its backend.
 
-The REST router transcodes JSON to the numpy/neutral types used here and back; this
-module knows nothing of HTTP, JSON, gRPC or TensorFlow.
+Every protocol's router (TF Serving's REST API, the Open Inference Protocol) calls the
+sequences here and only transcodes: it hands `run_predict` a decoder for its request
+format, as TF Serving hands its JSON converter a signature lookup, and encodes the
+`Prediction` it gets back. This module knows nothing of HTTP, JSON, gRPC or TensorFlow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from clients.types import (
     Signature,
     VersionStatus,
     invalid_argument,
+    shape_fits,
 )
 from gateway.registry import ModelEntry, ModelRegistry
 
@@ -41,6 +44,63 @@ class ResolvedSignature:
     signature: Signature
 
 
+class PhaseClock(Protocol):
+    """Where a request's time goes, and what answered it (the edge's request record)."""
+
+    def parsed(self) -> None:
+        """The time since the last lap went into decoding the request."""
+
+    def called(self) -> None:
+        """The time since the last lap went into the backend."""
+
+    def succeeded(self, version: str, signature: str) -> None:
+        """The request was answered by this version and signature."""
+
+
+@dataclass(frozen=True)
+class DecodedInputs:
+    """A decoded predict request: the signature it named, resolved, and its tensors."""
+
+    resolved: ResolvedSignature
+    tensors: Tensors
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predict's answer: what resolved the request, and every output by alias."""
+
+    resolved: ResolvedSignature
+    outputs: dict[str, np.ndarray]
+
+
+class SignatureLookup:
+    """The signatures of the version one request addresses, fetched once, when its
+    decoder asks (a decoder first reports its own parse errors, as TF Serving does)."""
+
+    def __init__(self, dataplane: DataPlane, spec: ModelSpec, clock: PhaseClock) -> None:
+        self._dataplane = dataplane
+        self._spec = spec
+        self._clock = clock
+        self._metadata: ModelMetadata | None = None
+
+    async def metadata(self) -> ModelMetadata:
+        """The addressed version's metadata (NOT_FOUND and label errors as TF Serving's)."""
+        if self._metadata is None:
+            self._clock.parsed()
+            self._metadata = await self._dataplane.metadata(self._spec)
+            self._clock.called()
+        return self._metadata
+
+    async def signature(self, name: str) -> ResolvedSignature:
+        """Signature `name` ("" = the default) of the addressed version."""
+        metadata = await self.metadata()
+        return self._dataplane.signature_in(self._spec, metadata, name)
+
+
+Decoder = Callable[[SignatureLookup], Awaitable[DecodedInputs]]
+"""Decodes one request, asking the lookup for the signature the request names."""
+
+
 def shape_mismatch(name: str, resolved: ResolvedSignature, inputs: Tensors) -> str | None:
     """A sentence naming the inputs whose shape the signature's declared shape rules out,
     or None when every input fits (-1 is any size; an unknown rank fits anything).
@@ -54,19 +114,13 @@ def shape_mismatch(name: str, resolved: ResolvedSignature, inputs: Tensors) -> s
         spec = resolved.signature.inputs.get(alias)
         declared = None if spec is None else spec.shape
         actual = tuple(int(size) for size in np.shape(tensor))
-        if declared is not None and not _fits(actual, declared):
+        if declared is not None and not shape_fits(actual, declared):
             misfits.append(f"{alias!r} is {_dims(actual)}, declared {_dims(declared)}")
     if not misfits:
         return None
     return (
         f"Input shapes do not fit signature {name!r} of {resolved.spec.name}: "
         f"{'; '.join(misfits)} (-1: any size). TF Serving's error:"
-    )
-
-
-def _fits(actual: tuple[int, ...], declared: tuple[int, ...]) -> bool:
-    return len(actual) == len(declared) and all(
-        want in (-1, got) for got, want in zip(actual, declared, strict=True)
     )
 
 
@@ -105,16 +159,35 @@ class DataPlane:
         """
         entry = self._entry(spec)
         metadata = await self._call(entry, lambda backend: backend.metadata(spec))
-        name = spec.signature_name or DEFAULT_SIGNATURE
-        signature = metadata.signatures.get(name)
+        return self.signature_in(spec, metadata, spec.signature_name)
+
+    def signature_in(
+        self, spec: ModelSpec, metadata: ModelMetadata, name: str
+    ) -> ResolvedSignature:
+        """Signature `name` ("" = the default) of `metadata`, the version `spec` resolved
+        to; INVALID_ARGUMENT (TF Serving's message) when it has no such signature."""
+        signature = metadata.signatures.get(name or DEFAULT_SIGNATURE)
         if signature is None:
-            message = f'Serving signature name: "{name}" not found in signature def'
-            if entry.platform == "sklearn":
+            message = (
+                f'Serving signature name: "{name or DEFAULT_SIGNATURE}" not found in signature def'
+            )
+            if self._entry(spec).platform == "sklearn":
                 available = ", ".join(sorted(metadata.signatures))
                 message += f". Available signatures: {available}"
             raise invalid_argument(message)
-        resolved = ModelSpec(spec.name, metadata.version, spec.label, spec.signature_name)
+        resolved = ModelSpec(spec.name, metadata.version, spec.label, name)
         return ResolvedSignature(resolved, metadata, signature)
+
+    async def run_predict(self, spec: ModelSpec, decode: Decoder, clock: PhaseClock) -> Prediction:
+        """A whole predict: decode the request (the decoder looks up the signature it
+        names), run it, and label `clock` with what answered. Every protocol's predict."""
+        decoded = await decode(SignatureLookup(self, spec, clock))
+        clock.parsed()
+        outputs = await self.predict(decoded.resolved, decoded.tensors, spec)
+        clock.called()
+        resolved = decoded.resolved.spec
+        clock.succeeded(str(resolved.version), resolved.signature_name or DEFAULT_SIGNATURE)
+        return Prediction(decoded.resolved, outputs)
 
     async def predict(
         self, resolved: ResolvedSignature, inputs: Tensors, requested: ModelSpec | None = None

@@ -161,6 +161,18 @@ class Settings(BaseSettings):
         description="open connections per process; beyond it a new one is answered 503 "
         "with Retry-After at once (lowered to fit the file descriptor limit)",
     )
+    codec_processes: int = Field(
+        default=2,
+        ge=0,
+        description="worker processes that parse big request bodies and render big "
+        "responses off the event loop (0 = everything on the event loop)",
+    )
+    codec_offload_bytes: int = Field(
+        default=2**20,
+        ge=0,
+        description="a body of at least this many bytes, or a response of at least this "
+        "many bytes of tensor data, is coded in a worker process",
+    )
     max_tensor_elements: int = Field(
         default=16 * 2**20, gt=0, description="elements in one request's tensors: else 400"
     )

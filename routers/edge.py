@@ -39,8 +39,9 @@ from routers.deadlines import DeadlineSweeper
 from routers.errors import send_json_error
 from routers.request_record import RECORD_KEY, RequestRecord
 
-# Probes and metrics: never shed, never behind an API key.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes (the gateway's and the Open Inference Protocol's) and metrics: never shed, never
+# behind an API key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 
 _TIMEOUT_HEADER = b"x-request-timeout"
 _WANTED = frozenset(

@@ -13,18 +13,22 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from clients.types import DEFAULT_SIGNATURE, ExampleBatch, ModelSpec, ServingError
 from gateway import codec
-from gateway.codec import JsonLimits
+from gateway.codec import JsonLimits, RequestFormat
+from gateway.codec.decode_whole import check_body, decode_predict_whole
 from gateway.codec.encode_model import metadata_json, status_json
-from gateway.dataplane import DataPlane
+from gateway.dataplane import DataPlane, DecodedInputs, SignatureLookup
+from gateway.offload import Offloader
+from gateway.serving import Serving
 from routers import schemas
+from routers.asgi_endpoint import asgi_endpoint
 from routers.body import request_body
 from routers.errors import HTTP_STATUS_OF_CODE, JSON, send_json, send_json_error
 from routers.request_record import UNKNOWN_MODEL, RequestRecord, record_of
@@ -43,7 +47,8 @@ async def serve_v1(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] == "OPTIONS":
         await _options(scope)(scope, receive, send)
         return
-    dataplane: DataPlane = scope["app"].state.dataplane
+    serving: Serving = scope["app"].state.serving
+    dataplane = serving.dataplane
     record = record_of(scope)
     record.verb = "malformed"  # until the path parses
     record.start()
@@ -69,8 +74,7 @@ async def serve_v1(scope: Scope, receive: Receive, send: Send) -> None:
         else:
             body = await request_body(scope, receive)
             record.start()  # the time spent receiving the body is not parsing
-            limits: JsonLimits = scope["app"].state.json_limits
-            content = await _VERBS[route.kind](dataplane, route, body, record, limits)
+            content = await _VERBS[route.kind](serving, route, body, record)
     except ServingError as error:
         record.rendered()
         status = HTTP_STATUS_OF_CODE.get(error.code, 500)
@@ -78,26 +82,6 @@ async def serve_v1(scope: Scope, receive: Receive, send: Send) -> None:
         return
     record.rendered()
     await send_json(send, 200, content)
-
-
-async def v1_endpoint(request: Request) -> Response:
-    """The documented /v1/ routes' endpoint: `serve_v1` as a FastAPI endpoint.
-
-    `GatewayApp` sends /v1/ requests to `serve_v1` before FastAPI's router; this serves
-    them the same way in an app that routes /v1/ through FastAPI.
-    """
-    return _AsgiResponse(serve_v1)
-
-
-class _AsgiResponse(Response):
-    """A response that is whatever the ASGI app `app` sends."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        super().__init__()
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
 
 
 def _model_list(dataplane: DataPlane) -> bytes:
@@ -121,33 +105,59 @@ def _options(scope: Scope) -> Response:
     return Response(status_code=200 if ok else 400)
 
 
-async def _predict(
-    dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
-) -> bytes:
-    document = codec.parse_body(body, limits)
-    spec = _spec(route, codec.signature_name_of(document))
-    record.parsed()
-    resolved = await dataplane.resolve_signature(spec)
-    record.called()
-    tensors, request_format = codec.decode_predict(document, resolved.signature.inputs, limits)
-    record.parsed()
-    outputs = await dataplane.predict(resolved, tensors, spec)
-    record.called()
-    record.succeeded(str(resolved.spec.version), spec.signature_name or DEFAULT_SIGNATURE)
-    return codec.encode_predict(outputs, request_format)
+async def _predict(serving: Serving, route: V1Route, body: bytes, record: RequestRecord) -> bytes:
+    offloader = serving.offloader
+    decoder = _JsonPredictDecoder(body, serving.limits, offloader)
+    prediction = await serving.dataplane.run_predict(_spec(route), decoder, record)
+    assert decoder.request_format is not None  # set by a decode that succeeded
+    outputs = prediction.outputs
+    size = sum(array.nbytes for array in outputs.values())
+    return await offloader.run(size, codec.encode_predict, outputs, decoder.request_format)
 
 
-async def _classify(
-    dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
-) -> bytes:
-    results = await _examples(dataplane.classify, route, body, record, limits)
+class _JsonPredictDecoder:
+    """Decodes a TF Serving JSON predict body for `DataPlane.run_predict`.
+
+    A small body is parsed on the event loop, then its signature looked up and its tensors
+    decoded. A big one (see `gateway.offload`) goes to a worker process once, with the
+    inputs of every signature of the addressed version.
+    """
+
+    def __init__(self, body: bytes, limits: JsonLimits, offloader: Offloader) -> None:
+        self._body = body
+        self._limits = limits
+        self._offloader = offloader
+        self.request_format: RequestFormat | None = None
+
+    async def __call__(self, lookup: SignatureLookup) -> DecodedInputs:
+        body, limits = self._body, self._limits
+        if not self._offloader.heavy(len(body)):
+            document = codec.parse_body(body, limits)
+            resolved = await lookup.signature(codec.signature_name_of(document))
+            tensors, self.request_format = codec.decode_predict(
+                document, resolved.signature.inputs, limits
+            )
+            return DecodedInputs(resolved, tensors)
+        try:
+            metadata = await lookup.metadata()
+        except ServingError:
+            await self._offloader.run(len(body), check_body, body, limits)  # JSON errors first
+            raise
+        candidates = {name: sig.inputs for name, sig in metadata.signatures.items()}
+        whole = await self._offloader.run(len(body), decode_predict_whole, body, candidates, limits)
+        resolved = await lookup.signature(whole.signature_name)  # raises for an unknown one
+        assert whole.tensors is not None
+        self.request_format = whole.request_format
+        return DecodedInputs(resolved, whole.tensors)
+
+
+async def _classify(serving: Serving, route: V1Route, body: bytes, record: RequestRecord) -> bytes:
+    results = await _examples(serving.dataplane.classify, route, body, record, serving.limits)
     return codec.encode_classify(results)
 
 
-async def _regress(
-    dataplane: DataPlane, route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
-) -> bytes:
-    results = await _examples(dataplane.regress, route, body, record, limits)
+async def _regress(serving: Serving, route: V1Route, body: bytes, record: RequestRecord) -> bytes:
+    results = await _examples(serving.dataplane.regress, route, body, record, serving.limits)
     return codec.encode_regress(results)
 
 
@@ -176,7 +186,7 @@ def _addressed_version(route: V1Route) -> str:
     return "latest" if route.label is None else f"label:{route.label}"
 
 
-_Verb = Callable[[DataPlane, V1Route, bytes, RequestRecord, JsonLimits], Awaitable[bytes]]
+_Verb = Callable[[Serving, V1Route, bytes, RequestRecord], Awaitable[bytes]]
 _VERBS: dict[str, _Verb] = {
     "predict": _predict,
     "classify": _classify,
@@ -224,10 +234,13 @@ def _parameters(extra: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
     ]
 
 
+_V1_ENDPOINT = asgi_endpoint(serve_v1)
+
+
 def _register_documented_routes() -> None:
     router.add_api_route(
         "/v1/models",
-        v1_endpoint,
+        _V1_ENDPOINT,
         methods=["GET"],
         summary="List the configured models (KServe V1; TF Serving answers 400)",
         responses={200: {"model": schemas.ModelListResponse}},
@@ -238,7 +251,7 @@ def _register_documented_routes() -> None:
         for verb, (request_model, response_model, summary) in _VERB_DOCS.items():
             router.add_api_route(
                 f"{base}:{verb}",
-                v1_endpoint,
+                _V1_ENDPOINT,
                 methods=["POST"],
                 summary=f"{summary}{' (' + suffix.split('/')[1] + ')' if suffix else ''}",
                 responses={200: {"model": response_model}, **_ERRORS},
@@ -252,7 +265,7 @@ def _register_documented_routes() -> None:
             )
         router.add_api_route(
             base,
-            v1_endpoint,
+            _V1_ENDPOINT,
             methods=["GET"],
             summary="Model version status",
             responses={200: {"model": schemas.ModelStatusResponse}, **_ERRORS},
@@ -260,7 +273,7 @@ def _register_documented_routes() -> None:
         )
         router.add_api_route(
             f"{base}/metadata",
-            v1_endpoint,
+            _V1_ENDPOINT,
             methods=["GET"],
             summary="Model metadata (signature defs)",
             responses={200: {"model": schemas.ModelMetadataResponse}, **_ERRORS},
