@@ -22,7 +22,7 @@ from gateway.offload import Offloader
 from gateway.registry import ModelRegistry, build_registry
 from gateway.serving import Serving
 from gateway.settings import Settings
-from routers import backends, health, metrics, oip_v2, tfserving_v1
+from routers import backends, health, metrics, model_openapi, oip_v2, tfserving_v1
 from routers.edge import EdgeMiddleware
 from routers.errors import handle_serving_error, handle_unexpected_error, json_error
 from routers.observability import ObservabilityMiddleware
@@ -88,6 +88,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        openapi_url=None,  # these three are served by model_openapi.install (per-model
+        docs_url=None,  # paths, local assets)
+        redoc_url=None,
         telemetry={"tracing": False},  # ObservabilityMiddleware traces every request itself
     )
     app.state.settings = settings
@@ -98,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(tfserving_v1.router)
     app.include_router(oip_v2.router)
+    model_openapi.install(app)
     app.add_api_route(
         "/{path:path}",
         _fallback,
