@@ -9,7 +9,8 @@ ends). `GuardedHttpProtocol` adds, per connection:
   end of its headers, `header_timeout_seconds`; then a 408 (a connection that sent
   nothing is just closed);
 - a bound on the request head (request line and headers): beyond `max_header_bytes` a
-  431 (a URL alone beyond it: 414), with at most one socket read more than that buffered;
+  431 (a URL alone beyond it: 414), counted exactly as headers are parsed, and with at
+  most one socket read more than the limit buffered while a header is still arriving;
 - a cap on open connections: beyond `max_connections` a new connection is answered 503
   with `Retry-After` at once and closed, so file descriptors are never exhausted and a
   client is refused quickly rather than left waiting in the accept queue;
@@ -112,6 +113,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_head = True  # between a request's first byte (or the connection's start)
         self._head_bytes = 0  # and the end of its headers
+        self._heads_completed = 0
+        self._parsed_head_bytes = 0  # the current head's headers, as parsed
         self._refusal: tuple[int, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -131,20 +134,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Feed uvicorn's parser, then enforce the head size."""
         if self._refusal is not None or self.transport.is_closing():
             return
+        heads_before = self._heads_completed
+        counts = self._in_head  # a read that starts in a request's body is not head
         super().data_received(data)
-        if self._in_head and self.parser is not None and not self.transport.is_closing():
+        # Count the read when it started in a head and no head ended inside it: a head that
+        # ended here was within the limit, and what followed it is body (or the start of a
+        # pipelined head, counted from the next read on).
+        if counts and self._in_head and heads_before == self._heads_completed:
+            if self.parser is None or self.transport.is_closing():
+                return
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_header_bytes:
-                self._refuse(
-                    431,
-                    f"Request headers too large: the limit is {self._limits.max_header_bytes} "
-                    "bytes for the request line and headers (max_header_bytes)",
-                )
+                self._refuse(431, self._too_large_head())
+
+    def _too_large_head(self) -> str:
+        return (
+            f"Request headers too large: the limit is {self._limits.max_header_bytes} "
+            "bytes for the request line and headers (max_header_bytes)"
+        )
 
     def on_message_begin(self) -> None:
         """A request's first byte: its headers must now arrive in time."""
         super().on_message_begin()
         self._in_head = True
+        self._parsed_head_bytes = 0
         self._arm_header_timer()
 
     def on_url(self, url: bytes) -> None:
@@ -159,10 +172,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             )
             raise _RefusedError
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Count a parsed header exactly, so a head that arrives in one read (which
+        `data_received` does not count) is held to the same limit."""
+        self._parsed_head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._parsed_head_bytes + len(self.url) > self._limits.max_header_bytes:
+            self._refusal = (431, self._too_large_head())
+            raise _RefusedError
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         """The head is complete: stop its timer and count the next request afresh."""
         self._in_head = False
         self._head_bytes = 0
+        self._heads_completed += 1
         self._cancel_header_timer()
         super().on_headers_complete()
 

@@ -169,6 +169,20 @@ def test_oversized_or_malformed_heads_get_a_json_error(
     _predict_ok(url)
 
 
+@pytest.mark.parametrize("rows", [1, 2_000, 50_000, 400_000])
+def test_bodies_far_larger_than_the_head_limit_are_served(
+    gateway: tuple[str, int], rows: int
+) -> None:
+    """Body bytes never count as head, whichever socket read they arrive in (a body up to
+    ~9 MB here, next to a head close to the 8 KiB limit)."""
+    url, _ = gateway
+    body = b'{"instances":[' + b",".join([b"[5.1,3.5,1.4,0.2]"] * rows) + b"]}"
+    headers = {"X-Padding": "p" * (MAX_HEADER_BYTES - 400)}
+    answer = httpx.post(url + PREDICT, content=body, headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text[:200]
+    assert len(answer.json()["predictions"]) == rows
+
+
 def test_a_32_mb_header_is_refused_with_bounded_memory(gateway: tuple[str, int]) -> None:
     url, port = gateway
     rss_before = _gateway_rss_kb(port)
