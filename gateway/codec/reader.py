@@ -2,71 +2,84 @@
 
 `parse_body` first checks the nesting depth on the raw bytes (`gateway.codec.limits`), then
 tries orjson (fast, C). Whatever orjson accepts, rapidjson accepts with the same values.
-When orjson refuses (NaN/Infinity tokens, trailing bytes, a BOM, invalid
-UTF-8 in strings, nesting deeper than 1024, or a real syntax error) the body is parsed
-again by `_Reader`, an iterative (so any depth) re-implementation of rapidjson's reader
-that reproduces its error messages and offsets.
+When orjson refuses (NaN/Infinity tokens, trailing bytes, a BOM, invalid UTF-8, nesting
+deeper than 1024, or a real syntax error) the body goes to python-rapidjson, the library
+TF Serving parses with, which gives its `GetParseError_En` messages and offsets. Shims
+cover what python-rapidjson does differently from TF Serving's call (and from what this
+module returned before rapidjson replaced a hand-written reader):
+
+- trailing data: python-rapidjson has no kParseStopWhenDoneFlag and says "The document
+  root must not be followed by other values."; the value before that offset is parsed;
+- a NUL byte ends the document (rapidjson's Peek() reads it as the end), so the body is
+  cut there first, which also keeps bytes after it from failing the UTF-8 check;
+- a UTF-8 BOM: TF Serving's EncodedInputStream<UTF8> skips the bytes EF, BB, BF (each one
+  if present, in order); python-rapidjson reads them as "Invalid value." at offset 0. They
+  are skipped here and counted in the offsets;
+- invalid UTF-8: python-rapidjson decodes its input strictly (a UnicodeDecodeError),
+  TF Serving's rapidjson copies the bytes. Each invalid byte is swapped for an astral code
+  point the body does not use (4 bytes, which rapidjson reads like any byte above 0x7F),
+  swapped back to its surrogate escape in the parsed strings, and offsets are mapped back;
+- duplicate keys: python-rapidjson keeps the last; the first is kept (FindMember);
+- numbers are read as text by python-rapidjson (correctly rounded doubles, integers of any
+  size): an integer outside int64/uint64 becomes a double as rapidjson stores it, and a
+  number whose double is infinite (``1.8e308``, 400 digits) is "Number too big to be
+  stored in double." at its offset, as is an integer over 4300 digits (which python-rapidjson
+  refuses as "Invalid integer value");
+- depth: python-rapidjson refuses nesting beyond Python's recursion limit and its reader
+  recurses in C, so a body nesting `_DIRECT_PARSE_DEPTH` levels or more is parsed in a
+  helper thread whose stack fits its depth, under a raised recursion limit.
 
 Known differences, both kept because detecting them costs a scan of the whole body:
-- duplicate keys: rapidjson's FindMember returns the first occurrence; `_Reader` keeps the
-  first, orjson (used for every body it accepts) keeps the last;
+- duplicate keys: orjson (used for every body it accepts) keeps the last occurrence;
 - a zero written with an exponent above 308 (``0e400``): rapidjson says "Number too big",
   orjson reads 0.0.
 Decimal tokens are read correctly rounded; rapidjson without kParseFullPrecisionFlag may
-be one ulp off for inputs with more than ~17 significant digits.
+be one ulp off for inputs with more than ~17 significant digits or large exponents.
+
+Speed (bench/RESULTS.md, "JSON reader"): orjson.loads takes about 0.4 of rapidjson.loads'
+time on a small predict body and on a 2 MB numeric one, so it stays the first try.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
+import threading
+from dataclasses import dataclass
 
 import orjson
+import rapidjson
 
 from clients.types import invalid_argument
-from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits
+from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits, nesting_depth
 from gateway.codec.values import json_value_to_string
 
-_WHITESPACE = re.compile(rb"[ \t\n\r]*")
-_DIGITS = re.compile(rb"[0-9]+")
-_PLAIN_STRING = re.compile(rb'"([^"\\\x00-\x1f]*)"')
-_STRING_RUN = re.compile(rb'[^"\\\x00-\x1f]+')
-_HEX4 = re.compile(rb"[0-9A-Fa-f]{4}")
-_SIMPLE_ESCAPES = {
-    ord('"'): '"',
-    ord("\\"): "\\",
-    ord("/"): "/",
-    ord("b"): "\b",
-    ord("f"): "\f",
-    ord("n"): "\n",
-    ord("r"): "\r",
-    ord("t"): "\t",
-}
+TOO_BIG = "Number too big to be stored in double."
+_ROOT_NOT_SINGULAR = "The document root must not be followed by other values."
+_INTEGER_TOO_LONG = "Invalid integer value"  # python-rapidjson: int() refused > 4300 digits
+_RAPIDJSON_ERROR = re.compile(r"Parse error at offset (\d+): (.*)", re.DOTALL)
+_BOM = b"\xef\xbb\xbf"
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
-_FAST_PATH_SIGNIFICAND = 2**53 - 1
 
-EMPTY = "The document is empty."
-INVALID_VALUE = "Invalid value."
-MISS_NAME = "Missing a name for object member."
-MISS_COLON = "Missing a colon after a name of object member."
-MISS_COMMA_OR_CURLY = "Missing a comma or '}' after an object member."
-MISS_COMMA_OR_SQUARE = "Missing a comma or ']' after an array element."
-BAD_HEX = "Incorrect hex digit after \\u escape in string."
-BAD_SURROGATE = "The surrogate pair in string is invalid."
-BAD_ESCAPE = "Invalid escape character in string."
-MISS_QUOTE = "Missing a closing quotation mark in string."
-BAD_ENCODING = "Invalid encoding in string."
-TOO_BIG = "Number too big to be stored in double."
-MISS_FRACTION = "Miss fraction part in number."
-MISS_EXPONENT = "Miss exponent in number."
+_DIRECT_PARSE_DEPTH = 512  # nesting any thread's stack and the recursion limit allow
+_STACK_BYTES_PER_LEVEL = 128  # rapidjson's recursive reader uses about 48 (measured)
+_STACK_FLOOR_BYTES = 8 * 2**20
+_DEEP_PARSE_LOCK = threading.Lock()  # the recursion limit and thread stack size are global
 
-
-class _ParseError(Exception):
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.offset = offset
+_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_ESCAPED_ASTRAL = re.compile(rb"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")  # for `_may_need_double`
+_BIG_EXPONENT_SHAPE = re.compile(rb"e\+?000")
+_LONG_NUMBER = rb"[0-9]{19,}(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"  # 19 or more integer digits
+_BIG_EXPONENT = rb"[0-9]+(?:\.[0-9]+)?[eE]\+?[0-9]{3,}"
+_STRING_OR_LONG_NUMBER = re.compile(  # a number is whole: no digit, '.', '+', '-' around it
+    rb'"[^"\\]*(?:\\.[^"\\]*)*"?|(?<![0-9A-Za-z_.+-])-?(?:%s|%s)(?![0-9.eE+-])'
+    % (_LONG_NUMBER, _BIG_EXPONENT),
+    re.DOTALL,
+)
 
 
 def parse_body(body: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> dict[str, object]:
@@ -88,280 +101,218 @@ def _parse_value(body: bytes) -> object:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        pass
+        pass  # not inside the except: python-rapidjson's messages lose the offset there
+    return _parse_with_rapidjson(body)
+
+
+class _FirstKeyWins(rapidjson.Decoder):
+    """NM_NAN decoding whose objects keep a repeated key's first value (FindMember)."""
+
+    def start_object(self) -> list[tuple[str, object]]:
+        return []
+
+    def end_object(self, pairs: list[tuple[str, object]]) -> dict[str, object]:
+        mapping = dict(pairs)
+        if len(mapping) < len(pairs):
+            mapping = {}
+            for key, value in pairs:
+                mapping.setdefault(key, value)
+        return mapping
+
+
+class _RestoresInvalidUtf8(_FirstKeyWins):
+    """`_FirstKeyWins` that turns placeholder code points back into surrogate escapes."""
+
+    restore: dict[int, str]
+
+    def string(self, text: str) -> str:
+        return text.translate(self.restore)
+
+    def end_object(self, pairs: list[tuple[str, object]]) -> dict[str, object]:
+        return super().end_object([(key.translate(self.restore), value) for key, value in pairs])
+
+
+_DECODER = _FirstKeyWins(number_mode=rapidjson.NM_NAN)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The body as rapidjson is given it: valid UTF-8, invalid bytes as placeholders."""
+
+    utf8: bytes
+    restore: dict[int, str]  # placeholder code point -> surrogate escape of its byte
+
+    def body_offset(self, offset: int) -> int:
+        """The offset in the body of `offset` in `utf8` (each placeholder is 4 bytes for 1)."""
+        prefix = self.utf8[:offset]
+        return offset - 3 * sum(prefix.count(chr(code).encode()) for code in self.restore)
+
+    def decoder(self) -> _FirstKeyWins:
+        if not self.restore:
+            return _DECODER
+        decoder = _RestoresInvalidUtf8(number_mode=rapidjson.NM_NAN)
+        decoder.restore = self.restore
+        return decoder
+
+
+def _parse_with_rapidjson(body: bytes) -> object:
+    """TF Serving's value or error for a body orjson refused (see the module docstring)."""
+    data = body.split(b"\0", 1)[0]
+    skipped = 0
+    for byte in _BOM:
+        skipped += data[skipped : skipped + 1] == bytes([byte])
+    source = _source_of(data[skipped:])
     try:
-        return _Reader(body).document()
-    except _ParseError as error:
-        raise invalid_argument(
-            f"JSON Parse error: {error.reason} at offset: {error.offset}"
-        ) from None
+        value, end = _first_value(source)
+    except ValueError as error:  # rapidjson.JSONDecodeError, or python-rapidjson's int()
+        offset, reason = _offset_and_reason(error, len(source.utf8))
+        too_big, _ = _scan_long_numbers(source.utf8[:offset])
+        if too_big is not None or reason == _INTEGER_TOO_LONG:
+            offset, reason = (offset if too_big is None else too_big), TOO_BIG
+        raise _parse_error(reason, skipped + source.body_offset(offset)) from None
+    too_big, needs_double = _scan_long_numbers(source.utf8[:end])
+    if too_big is not None:
+        raise _parse_error(TOO_BIG, skipped + source.body_offset(too_big))
+    return _doubles_for_long_integers(value) if needs_double else value
 
 
-class _Reader:
-    """rapidjson's GenericReader (kParseNanAndInfFlag | kParseStopWhenDoneFlag), iterative."""
+def _parse_error(reason: str, offset: int) -> Exception:
+    return invalid_argument(f"JSON Parse error: {reason} at offset: {offset}")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data.split(b"\0", 1)[0]  # rapidjson's Peek() sees a NUL as the end
-        self.pos = 0
 
-    def peek(self) -> int:
-        return self.data[self.pos] if self.pos < len(self.data) else 0
+def _offset_and_reason(error: Exception, text_length: int) -> tuple[int, str]:
+    """python-rapidjson's offset and reason; a chained int() error has no offset."""
+    match = _RAPIDJSON_ERROR.fullmatch(str(error))
+    if match is not None:
+        return int(match.group(1)), match.group(2)
+    if str(error) == _INTEGER_TOO_LONG:  # raised while another exception was handled
+        return text_length, _INTEGER_TOO_LONG  # the number scan finds the token
+    raise error
 
-    def consume(self, char: str) -> bool:
-        if self.peek() == ord(char):
-            self.pos += 1
-            return True
-        return False
 
-    def skip_whitespace(self) -> None:
-        match = _WHITESPACE.match(self.data, self.pos)
-        self.pos = match.end() if match else self.pos
+def _source_of(data: bytes) -> _Source:
+    """`data` as valid UTF-8: each invalid byte becomes a code point `data` does not use."""
+    if data.isascii():
+        return _Source(data, {})
+    try:
+        data.decode("utf-8")
+        return _Source(data, {})
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape")
+    escapes = sorted(set(_SURROGATE_ESCAPE.findall(text)))
+    taken = {ord(char) for char in _ASTRAL.findall(text)}
+    for high, low in _ESCAPED_ASTRAL.findall(data):
+        taken.add(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    unused = (code for code in range(0x10FFFF, 0xFFFF, -1) if code not in taken)
+    placeholders = dict(zip(escapes, unused, strict=False))
+    if len(placeholders) < len(escapes):
+        raise invalid_argument("JSON Parse error: too many distinct characters to parse")
+    swap = {ord(escape): code for escape, code in placeholders.items()}
+    restore = {code: escape for escape, code in placeholders.items()}
+    return _Source(text.translate(swap).encode("utf-8"), restore)
 
-    def document(self) -> object:
-        for byte in "\xef\xbb\xbf":  # EncodedInputStream<UTF8> skips a BOM byte by byte
-            self.consume(byte)
-        self.skip_whitespace()
-        if self.peek() == 0:
-            raise _ParseError(EMPTY, self.pos)
-        return self.value()
 
-    def value(self) -> object:
-        """Parse one value; containers use an explicit stack instead of recursion."""
-        stack: list[tuple[list[object] | dict[str, object], str | None]] = []
-        while True:
-            done: object
-            if self.peek() in b"[{":
-                container, key, empty = self.open_container()
-                if not empty:
-                    stack.append((container, key))
-                    continue
-                done = container
-            else:
-                done = self.scalar()
-            while stack:
-                container, key = stack[-1]
-                self.store(container, key, done)
-                closed, next_key = self.after_member(container)
-                if not closed:
-                    stack[-1] = (container, next_key)
-                    break
-                stack.pop()
-                done = container
-            else:
-                return done
+def _first_value(source: _Source) -> tuple[object, int]:
+    """The first JSON value and where it ends: kParseStopWhenDoneFlag on python-rapidjson."""
+    depth = nesting_depth(source.utf8)
+    decoder = source.decoder()
+    try:
+        return _decode(decoder, source.utf8, depth), len(source.utf8)
+    except rapidjson.JSONDecodeError as error:
+        offset, reason = _offset_and_reason(error, len(source.utf8))
+        if reason != _ROOT_NOT_SINGULAR:
+            raise
+    return _decode(decoder, source.utf8[:offset], depth), offset
 
-    def open_container(self) -> tuple[list[object] | dict[str, object], str | None, bool]:
-        """Consume '[' or '{': (new container, its first key, whether it is already closed)."""
-        is_array = self.peek() == ord("[")
-        self.pos += 1
-        self.skip_whitespace()
-        if is_array:
-            return [], None, self.consume("]")
-        if self.consume("}"):
-            return {}, None, True
-        return {}, self.member_key(), False
 
-    def store(
-        self, container: list[object] | dict[str, object], key: str | None, item: object
-    ) -> None:
+def _decode(decoder: _FirstKeyWins, text: bytes, depth: int) -> object:
+    if depth < min(_DIRECT_PARSE_DEPTH, sys.getrecursionlimit() - 64):
+        return decoder(text)
+    return _decode_in_deep_thread(decoder, text, depth)
+
+
+def _decode_in_deep_thread(decoder: _FirstKeyWins, text: bytes, depth: int) -> object:
+    """Decode in a thread with a stack for `depth` levels, the recursion limit raised."""
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(decoder(text))
+        except BaseException as error:  # re-raised in the caller's thread
+            errors.append(error)
+
+    stack_bytes = _STACK_FLOOR_BYTES + depth * _STACK_BYTES_PER_LEVEL
+    with _DEEP_PARSE_LOCK:
+        recursion_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(recursion_limit, depth + 64))
+        try:
+            previous_stack = threading.stack_size(-(-stack_bytes // 2**20) * 2**20)
+            try:
+                thread = threading.Thread(target=run, name="deep-json", daemon=True)
+                thread.start()
+            finally:
+                threading.stack_size(previous_stack)
+            thread.join()
+        except (RuntimeError, ValueError, MemoryError):
+            raise invalid_argument(
+                f"Request nests JSON {depth} levels deep, more than this machine can parse"
+            ) from None
+        finally:
+            sys.setrecursionlimit(recursion_limit)
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+def _scan_long_numbers(text: bytes) -> tuple[int | None, bool]:
+    """(offset of the first number too big for a double, whether an integer needs one).
+
+    `text` must be valid JSON up to its end, so its strings and numbers are found in step.
+    """
+    if not _may_need_double(text):
+        return None, False
+    needs_double = False
+    for match in _STRING_OR_LONG_NUMBER.finditer(text):
+        token = match.group()
+        if token.startswith(b'"'):
+            continue
+        is_integer = not any(mark in token for mark in b".eE")
+        if is_integer and len(token) <= 21 and _INT64_MIN <= int(token) <= _UINT64_MAX:
+            continue
+        if math.isinf(float(token)):
+            return match.start(), needs_double
+        needs_double = needs_double or is_integer
+    return None, needs_double
+
+
+def _may_need_double(text: bytes) -> bool:
+    """Quick test for the scan: a run of 19 digits or a 3-digit positive exponent anywhere."""
+    shapes = text.translate(_DIGITS_AS_ZERO)
+    return b"0" * 19 in shapes or _BIG_EXPONENT_SHAPE.search(shapes) is not None
+
+
+def _doubles_for_long_integers(value: object) -> object:
+    """Integers outside int64/uint64 as doubles, as rapidjson stores them (iterative)."""
+    if not isinstance(value, list | dict):
+        return _double_if_long(value)
+    pending: list[list[object] | dict[str, object]] = [value]
+    while pending:
+        container = pending.pop()
         if isinstance(container, list):
-            container.append(item)
-        elif key is not None and key not in container:
-            container[key] = item
-
-    def after_member(self, container: list[object] | dict[str, object]) -> tuple[bool, str | None]:
-        """After a member: (closed?, key of the next object member)."""
-        self.skip_whitespace()
-        if isinstance(container, list):
-            if self.consume(","):
-                self.skip_whitespace()
-                return False, None
-            if self.consume("]"):
-                return True, None
-            raise _ParseError(MISS_COMMA_OR_SQUARE, self.pos)
-        if self.consume(","):
-            self.skip_whitespace()
-            return False, self.member_key()
-        if self.consume("}"):
-            return True, None
-        raise _ParseError(MISS_COMMA_OR_CURLY, self.pos)
-
-    def member_key(self) -> str:
-        if self.peek() != ord('"'):
-            raise _ParseError(MISS_NAME, self.pos)
-        key = self.string()
-        self.skip_whitespace()
-        if not self.consume(":"):
-            raise _ParseError(MISS_COLON, self.pos)
-        self.skip_whitespace()
-        return key
-
-    def scalar(self) -> object:
-        char = self.peek()
-        if char == ord('"'):
-            return self.string()
-        for word, result in (("null", None), ("true", True), ("false", False)):
-            if char == ord(word[0]):
-                self.pos += 1
-                if all(self.consume(letter) for letter in word[1:]):
-                    return result
-                raise _ParseError(INVALID_VALUE, self.pos)
-        return self.number()
-
-    def string(self) -> str:
-        plain = _PLAIN_STRING.match(self.data, self.pos)
-        if plain:
-            self.pos = plain.end()
-            return plain.group(1).decode("utf-8", "surrogateescape")
-        self.pos += 1
-        parts: list[str] = []
-        while True:
-            run = _STRING_RUN.match(self.data, self.pos)
-            if run:
-                parts.append(run.group().decode("utf-8", "surrogateescape"))
-                self.pos = run.end()
-            char = self.peek()
-            if char == ord('"'):
-                self.pos += 1
-                return "".join(parts)
-            if char == ord("\\"):
-                parts.append(self.escape())
-            elif char == 0:
-                raise _ParseError(MISS_QUOTE, self.pos)
-            else:
-                raise _ParseError(BAD_ENCODING, self.pos)
-
-    def escape(self) -> str:
-        start = self.pos
-        self.pos += 1
-        simple = _SIMPLE_ESCAPES.get(self.peek())
-        if simple is not None:
-            self.pos += 1
-            return simple
-        if not self.consume("u"):
-            raise _ParseError(BAD_ESCAPE, start)
-        code = self.hex4(start)
-        if 0xDC00 <= code <= 0xDFFF:
-            raise _ParseError(BAD_SURROGATE, start)
-        if 0xD800 <= code <= 0xDBFF:
-            if not (self.consume("\\") and self.consume("u")):
-                raise _ParseError(BAD_SURROGATE, start)
-            low = self.hex4(start)
-            if not 0xDC00 <= low <= 0xDFFF:
-                raise _ParseError(BAD_SURROGATE, start)
-            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-        return chr(code)
-
-    def hex4(self, escape_start: int) -> int:
-        match = _HEX4.match(self.data, self.pos)
-        if not match:
-            raise _ParseError(BAD_HEX, escape_start)
-        self.pos = match.end()
-        return int(match.group(), 16)
-
-    def digits(self) -> str:
-        match = _DIGITS.match(self.data, self.pos)
-        if not match:
-            return ""
-        self.pos = match.end()
-        return match.group().decode()
-
-    def number(self) -> object:
-        start = self.pos
-        minus = self.consume("-")
-        char = self.peek()
-        special: float | None = None
-        if char == ord("0"):
-            self.pos += 1
-            whole = "0"
-        elif ord("1") <= char <= ord("9"):
-            whole = self.digits()
-        elif char in b"NI":
-            special = self.nan_or_inf(minus)
-            whole = "0"
+            for index, item in enumerate(container):
+                container[index] = _double_if_long(item)
+                if isinstance(item, list | dict):
+                    pending.append(item)
         else:
-            raise _ParseError(INVALID_VALUE, self.pos)
-        fraction = self.fraction()
-        exponent = self.exponent(start, whole, fraction, minus)
-        sign = "-" if minus else ""
-        if fraction is None and exponent is None:
-            return special if special is not None else _integer_token(sign + whole, start)
-        value = float(f"{sign}{whole}.{fraction or '0'}e{exponent or '0'}")
-        if math.isinf(value):
-            raise _ParseError(TOO_BIG, start)
-        return value
-
-    def nan_or_inf(self, minus: bool) -> float:
-        if self.consume("N"):
-            if self.consume("a") and self.consume("N"):
-                return math.nan
-        elif self.consume("I") and self.consume("n") and self.consume("f"):
-            if self.peek() == ord("i") and not all(self.consume(c) for c in "inity"):
-                raise _ParseError(INVALID_VALUE, self.pos)
-            return -math.inf if minus else math.inf
-        raise _ParseError(INVALID_VALUE, self.pos)
-
-    def fraction(self) -> str | None:
-        if not self.consume("."):
-            return None
-        digits = self.digits()
-        if not digits:
-            raise _ParseError(MISS_FRACTION, self.pos)
-        return digits
-
-    def exponent(self, start: int, whole: str, fraction: str | None, minus: bool) -> str | None:
-        if not (self.consume("e") or self.consume("E")):
-            return None
-        negative = False if self.consume("+") else self.consume("-")
-        digits = self.digits()
-        if not digits:
-            raise _ParseError(MISS_EXPONENT, self.pos)
-        if not negative:
-            limit = 308 - _fraction_exponent(whole, fraction or "", minus)
-            significant = digits.lstrip("0")  # int() of > 4300 digits raises ValueError
-            if len(significant) > len(str(limit)) or int(significant or "0") > limit:
-                raise _ParseError(TOO_BIG, start)
-        return ("-" if negative else "") + digits
+            for key, item in container.items():
+                container[key] = _double_if_long(item)
+                if isinstance(item, list | dict):
+                    pending.append(item)
+    return value
 
 
-def _integer_token(text: str, start: int) -> int | float:
-    """rapidjson stores integer tokens beyond int64/uint64 as doubles."""
-    if len(text) <= 21:  # sign and 20 digits hold int64/uint64; int() of > 4300 digits raises
-        value = int(text)
-        if _INT64_MIN <= value <= _UINT64_MAX:
-            return value
-    as_float = float(text)
-    if math.isinf(as_float):
-        raise _ParseError(TOO_BIG, start)
-    return as_float
-
-
-def _fraction_exponent(whole: str, fraction: str, minus: bool) -> int:
-    """rapidjson's expFrac (<= 0): fraction digits it folded into the significand."""
-    limit = 2**63 if minus else _UINT64_MAX
-    taken = 1
-    while taken < len(whole) and int(whole[: taken + 1]) <= limit:
-        taken += 1
-    significant = taken - 1
-    exp_frac = 0
-    rest = fraction
-    if taken == len(whole):
-        significand = int(whole)
-        for index, digit in enumerate(fraction):
-            if significand > _FAST_PATH_SIGNIFICAND:
-                rest = fraction[index:]
-                break
-            significand = significand * 10 + int(digit)
-            exp_frac -= 1
-            significant += significand != 0
-        else:
-            rest = ""
-        nonzero = significand != 0
-    else:
-        nonzero = True
-    for digit in rest:
-        if significant < 17:
-            exp_frac -= 1
-            nonzero = nonzero or digit != "0"
-            significant += nonzero
-    return exp_frac
+def _double_if_long(value: object) -> object:
+    if type(value) is int and not _INT64_MIN <= value <= _UINT64_MAX:
+        return float(value)
+    return value
