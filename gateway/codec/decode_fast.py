@@ -137,10 +137,11 @@ def _floats(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
     numbers = _many_numbers(rows)
     if numbers is None or dtype == DType.DT_DOUBLE:
         return numbers
-    return _to_float32(numbers)
+    return doubles_to_float32(numbers)
 
 
-def _to_float32(numbers: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+def doubles_to_float32(numbers: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """float64 -> float32 as TF Serving casts a double (to nearest; beyond range +-inf)."""
     with np.errstate(over="ignore"):  # float32 overflow is +-inf, as in TF Serving
         return numbers.astype(np.float32)
 
@@ -156,7 +157,7 @@ def _few_floats(rows: Rows, dtype: DType) -> npt.NDArray[np.generic] | None:
     values = cast("list[float]", leaves)  # ints and floats only, as just checked
     if min(values) >= -_FLOAT32_MAX and max(values) <= _FLOAT32_MAX:
         return numbers.astype(np.float32)  # nothing overflows: numpy's errstate not needed
-    return _to_float32(numbers)
+    return doubles_to_float32(numbers)
 
 
 def _many_numbers(rows: Rows) -> npt.NDArray[np.float64] | None:
