@@ -14,8 +14,9 @@ A protocol adds its own per-model paths with `register_model_paths(builder)`: th
 takes a model's name and `ModelMetadata` and returns OpenAPI path items keyed by path
 (see `tf_serving_v1_paths`, and the schema helpers `tensor_schema` / `example_tensor`).
 
-`/docs` (Swagger UI) and `/redoc` load their JavaScript and CSS from this server: the
-asset files come from the `fastapi-offline` package, so the pages work with no internet.
+`/docs` (Swagger UI) and `/redoc` load their JavaScript, CSS and images from this server:
+the files come from the `fastapi-standalone-docs` package (its ReDoc build loads its logo
+from beside the page instead of a CDN), so the pages work with no internet.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import copy
 import importlib.resources
 import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from clients.dtypes import NUMPY_OF
@@ -647,9 +649,10 @@ def _summary(documented: list[str], skipped: list[str]) -> str:
 # ---- Routes ----------------------------------------------------------------------------
 
 
-def docs_assets_directory() -> str:
-    """The folder of Swagger UI's and ReDoc's files, as the `fastapi-offline` package ships it."""
-    return str(importlib.resources.files("fastapi_offline") / "static")
+def docs_assets_directory() -> Path:
+    """The folder of Swagger UI's and ReDoc's files (`swagger/`, `redoc/`, `fastapi/`), as
+    the `fastapi-standalone-docs` package ships it."""
+    return Path(str(importlib.resources.files("fastapi_standalone_docs") / "static"))
 
 
 def install(
@@ -672,9 +675,9 @@ def install(
         return get_swagger_ui_html(
             openapi_url=root + openapi_url,
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/fastapi/favicon.png",
             swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})},
         )
 
@@ -683,12 +686,18 @@ def install(
         return get_redoc_html(
             openapi_url=root + openapi_url,
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/fastapi/favicon.png",
             with_google_fonts=False,
         )
 
+    async def redoc_logo() -> FileResponse:
+        return FileResponse(assets / "redoc" / "logo-mini.svg")
+
+    assets = docs_assets_directory()
     app.add_api_route(openapi_url, openapi_json, methods=["GET"], include_in_schema=False)
     app.add_api_route(docs_url, swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route(redoc_url, redoc, methods=["GET"], include_in_schema=False)
-    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets_directory()), name="docs-assets")
+    # this ReDoc build asks for its logo at <page>/logo-mini.svg
+    app.add_api_route(f"{redoc_url}/logo-mini.svg", redoc_logo, include_in_schema=False)
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=assets), name="docs-assets")
