@@ -14,14 +14,17 @@ child of the caller's context (`traceparent`, `tracestate`), and its phases (par
 backend, render) as children, made when it ends from the measured durations. The
 backend span's id is drawn when the request starts and its context is the current one
 while the request runs, so the trace context a backend call sends (see
-`clients.tf_serving`) names the backend span as the parent.
+`clients.tf_serving`) names the backend span as the parent. The phases' spans are
+finished spans (`ReadableSpan`) handed straight to the span processors: they follow the
+server span's sampling decision, and cost a sixth of a span started and ended through
+the tracer (measured: 3 against 20 µs each).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from time import time_ns
 
@@ -33,7 +36,7 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_SDK_DISABLED,
 )
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
@@ -43,21 +46,18 @@ INSTRUMENTATION_SCOPE = "tfs-gateway"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
 _OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
 
-_tracer: trace.Tracer | None = None
-# The span id the next span made in this context gets (0: a random one). Set only around
-# the one `start_span` that makes the backend span.
-_RESERVED_SPAN_ID: ContextVar[int] = ContextVar("reserved_span_id", default=0)
+_IDS = RandomIdGenerator()
 
 
-class _ReservingIdGenerator(RandomIdGenerator):
-    """The SDK's random ids, except a span id reserved in advance (`_RESERVED_SPAN_ID`)."""
+@dataclass(frozen=True)
+class Tracing:
+    """The installed tracer, and the span processors behind it (for the phases' spans)."""
 
-    def generate_span_id(self) -> int:
-        """The reserved span id when one is set, else a random one."""
-        return _RESERVED_SPAN_ID.get() or super().generate_span_id()
+    tracer: trace.Tracer
+    processor: SynchronousMultiSpanProcessor
 
 
-_IDS = _ReservingIdGenerator()
+_tracing: Tracing | None = None
 
 
 def exporter_names(environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -84,28 +84,30 @@ def exporter_names(environ: Mapping[str, str] = os.environ) -> list[str]:
     return [_OTLP_BY_PROTOCOL[protocol] if name == "otlp" else name for name in names]
 
 
-def configure(environ: Mapping[str, str] = os.environ) -> trace.Tracer | None:
-    """Install the SDK's tracer provider if `environ` turns tracing on; its tracer or None.
+def configure(environ: Mapping[str, str] = os.environ) -> Tracing | None:
+    """Install the SDK's tracer provider if `environ` turns tracing on (None: off).
 
     Raises ValueError naming an exporter that is not installed, so a misconfigured
     gateway fails at start-up rather than dropping every span.
     """
-    global _tracer
+    global _tracing
     names = exporter_names(environ)
     if not names:
         return None
     exporters = [_exporter(name) for name in names]
-    provider = TracerProvider(id_generator=_IDS)  # sampler and resource from the environment
+    processor = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
     for exporter in exporters:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        processor.add_span_processor(BatchSpanProcessor(exporter))
+    # The sampler and the resource come from the environment.
+    provider = TracerProvider(active_span_processor=processor)
     trace.set_tracer_provider(provider)
-    _tracer = provider.get_tracer(INSTRUMENTATION_SCOPE)
-    return _tracer
+    _tracing = Tracing(provider.get_tracer(INSTRUMENTATION_SCOPE), processor)
+    return _tracing
 
 
-def request_tracer() -> trace.Tracer | None:
-    """The tracer `configure` installed; None while tracing is off."""
-    return _tracer
+def request_tracing() -> Tracing | None:
+    """What `configure` installed; None while tracing is off."""
+    return _tracing
 
 
 def _exporter(name: str) -> SpanExporter:
@@ -123,26 +125,26 @@ def _exporter(name: str) -> SpanExporter:
 class RequestSpans:
     """One HTTP request's server span, current (via the backend span's id) until `finish`."""
 
-    __slots__ = ("_backend_id", "_token", "span", "tracer")
+    __slots__ = ("_backend_id", "_processor", "_token", "span")
 
     def __init__(
         self,
-        tracer: trace.Tracer,
+        tracing: Tracing,
         name: str,
         headers: Iterable[tuple[bytes, bytes]],
         attributes: Mapping[str, AttributeValue],
         start_ns: int,
     ) -> None:
-        self.tracer = tracer
+        self._processor = tracing.processor
         parent = propagate.extract(_trace_headers(headers))
-        self.span = tracer.start_span(
+        self.span = tracing.tracer.start_span(
             name, parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_ns
         )
         current = trace.set_span_in_context(self.span, parent)
         self._backend_id = 0
         if self.span.is_recording():
             server = self.span.get_span_context()
-            self._backend_id = RandomIdGenerator.generate_span_id(_IDS)
+            self._backend_id = _IDS.generate_span_id()
             backend = SpanContext(
                 server.trace_id, self._backend_id, False, server.trace_flags, server.trace_state
             )
@@ -166,7 +168,7 @@ class RequestSpans:
         """
         otel_context.detach(self._token)
         span = self.span
-        if not span.is_recording():
+        if not isinstance(span, ReadableSpan):  # not recording (sampled out)
             span.end()
             return
         span.update_name(name)
@@ -174,18 +176,27 @@ class RequestSpans:
         if error_type is not None:
             span.set_attribute("error.type", error_type)
             span.set_status(Status(StatusCode.ERROR))
-        parent = trace.set_span_in_context(span)
+        server = span.get_span_context()
         end = phases_end_ns
         parse, backend, render = phases
         for phase, seconds in (("render", render), ("backend", backend), ("parse", parse)):
             if seconds <= 0:
                 continue
             start = end - int(seconds * 1e9)
-            reserved = _RESERVED_SPAN_ID.set(self._backend_id if phase == "backend" else 0)
-            try:
-                self.tracer.start_span(phase, parent, start_time=start).end(end_time=end)
-            finally:
-                _RESERVED_SPAN_ID.reset(reserved)
+            span_id = self._backend_id if phase == "backend" else _IDS.generate_span_id()
+            context = SpanContext(
+                server.trace_id, span_id, False, server.trace_flags, server.trace_state
+            )
+            finished = ReadableSpan(
+                phase,
+                context,
+                parent=server,
+                resource=span.resource,
+                start_time=start,
+                end_time=end,
+                instrumentation_scope=span.instrumentation_scope,
+            )
+            self._processor.on_end(finished)
             end = start
         span.end(end_time=max(time_ns(), phases_end_ns))
 

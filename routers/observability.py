@@ -16,7 +16,6 @@ from contextlib import suppress
 from random import getrandbits
 from time import perf_counter, time_ns
 
-from opentelemetry.trace import Tracer
 from opentelemetry.util.types import AttributeValue
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,7 +48,7 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.access_log = settings.access_log
-        self.tracer = tracing.request_tracer()
+        self.tracing = tracing.request_tracing()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request with its id in `CALL_CONTEXT` and a `RequestRecord` in scope."""
@@ -65,7 +64,7 @@ class ObservabilityMiddleware:
         scope[RECORD_KEY] = record
         count_bytes = self.access_log
         sent = 0
-        spans = None if self.tracer is None else _start_spans(self.tracer, scope, request_id)
+        spans = None if self.tracing is None else _start_spans(self.tracing, scope, request_id)
         responded_ns = 0
 
         async def send_with_headers(message: Message) -> None:
@@ -151,7 +150,7 @@ def _log_access(
     )
 
 
-def _start_spans(tracer: Tracer, scope: Scope, request_id: str) -> tracing.RequestSpans:
+def _start_spans(traced: tracing.Tracing, scope: Scope, request_id: str) -> tracing.RequestSpans:
     """The request's server span, named and labelled as far as the request line tells."""
     method = scope["method"] if scope["method"] in _KNOWN_METHODS else "_OTHER"
     attributes: dict[str, AttributeValue] = {
@@ -164,7 +163,7 @@ def _start_spans(tracer: Tracer, scope: Scope, request_id: str) -> tracing.Reque
     if method == "_OTHER":
         attributes["http.request.method_original"] = scope["method"]
     name = "HTTP" if method == "_OTHER" else method
-    return tracing.RequestSpans(tracer, name, scope["headers"], attributes, time_ns())
+    return tracing.RequestSpans(traced, name, scope["headers"], attributes, time_ns())
 
 
 def _finish_spans(

@@ -389,4 +389,4 @@ def test_a_misconfigured_exporter_fails_at_start_up() -> None:
         tracing.exporter_names({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "x"})
     with pytest.raises(ValueError, match="no span exporter 'zipkin'"):
         tracing.configure({"OTEL_TRACES_EXPORTER": "zipkin"})
-    assert tracing.request_tracer() is None  # nothing was installed
+    assert tracing.request_tracing() is None  # nothing was installed
