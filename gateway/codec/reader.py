@@ -21,7 +21,8 @@ module returned before rapidjson replaced a hand-written reader):
   swapped back to its surrogate escape in the parsed strings, and offsets are mapped back;
 - duplicate keys: python-rapidjson keeps the last; the first is kept (FindMember);
 - numbers are read as text by python-rapidjson (correctly rounded doubles, integers of any
-  size): an integer outside int64/uint64 becomes a double as rapidjson stores it, and a
+  size, ``-NaN`` as a negative NaN): an integer outside int64/uint64 becomes a double as
+  rapidjson stores it, ``-NaN`` rapidjson's NaN (sign clear: it ignores the minus), and a
   number whose double is infinite (``1.8e308``, 400 digits) is "Number too big to be
   stored in double." at its offset, as is an integer over 4300 digits (which python-rapidjson
   refuses as "Invalid integer value");
@@ -173,7 +174,9 @@ def _parse_with_rapidjson(body: bytes) -> object:
     too_big, needs_double = _scan_long_numbers(source.utf8[:end])
     if too_big is not None:
         raise _parse_error(TOO_BIG, skipped + source.body_offset(too_big))
-    return _doubles_for_long_integers(value) if needs_double else value
+    if needs_double or b"-NaN" in source.utf8[:end]:
+        return _as_rapidjson_numbers(value)
+    return value
 
 
 def _parse_error(reason: str, offset: int) -> Exception:
@@ -292,27 +295,30 @@ def _may_need_double(text: bytes) -> bool:
     return b"0" * 19 in shapes or _BIG_EXPONENT_SHAPE.search(shapes) is not None
 
 
-def _doubles_for_long_integers(value: object) -> object:
-    """Integers outside int64/uint64 as doubles, as rapidjson stores them (iterative)."""
+def _as_rapidjson_numbers(value: object) -> object:
+    """`value` with rapidjson's numbers (iterative): see `_as_rapidjson_number`."""
     if not isinstance(value, list | dict):
-        return _double_if_long(value)
+        return _as_rapidjson_number(value)
     pending: list[list[object] | dict[str, object]] = [value]
     while pending:
         container = pending.pop()
         if isinstance(container, list):
             for index, item in enumerate(container):
-                container[index] = _double_if_long(item)
+                container[index] = _as_rapidjson_number(item)
                 if isinstance(item, list | dict):
                     pending.append(item)
         else:
             for key, item in container.items():
-                container[key] = _double_if_long(item)
+                container[key] = _as_rapidjson_number(item)
                 if isinstance(item, list | dict):
                     pending.append(item)
     return value
 
 
-def _double_if_long(value: object) -> object:
+def _as_rapidjson_number(value: object) -> object:
+    """An integer outside int64/uint64 as a double; any NaN as rapidjson's (sign clear)."""
     if type(value) is int and not _INT64_MIN <= value <= _UINT64_MAX:
         return float(value)
+    if type(value) is float and value != value:  # python-rapidjson reads -NaN as negative
+        return math.nan
     return value
