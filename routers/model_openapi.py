@@ -358,10 +358,12 @@ def _predict_responses(signature: Signature) -> list[JsonSchema]:
 
 
 def _output_schema(spec: TensorSpec, dims: Sequence[int] | None) -> JsonSchema:
-    """An output's JSON: as its input counterpart, but any size (an empty batch included)
-    and any number (TF Serving writes NaN and Infinity too)."""
+    """An output's JSON: as its input counterpart, but any size (an empty batch included),
+    any number (TF Serving writes NaN and Infinity too) and integers without bounds."""
     if spec.dtype in FLOATS:
         schema: JsonSchema = {"type": "number"}
+    elif spec.dtype in RANGES:
+        schema = {"type": "integer"}
     else:
         schema = leaf_schema(spec.dtype) or {}
     if dims is None:
