@@ -25,6 +25,7 @@ import asyncio
 import copy
 import importlib.resources
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ from clients.types import (
 )
 from gateway.codec.decode_fast import FLOATS, RANGES
 from gateway.dataplane import DataPlane
+
+logger = logging.getLogger(__name__)
 
 JsonSchema = dict[str, Any]
 PathItems = dict[str, dict[str, Any]]
@@ -598,6 +601,7 @@ async def model_openapi(app: FastAPI) -> dict[str, Any]:
     found = dict(zip(ready, metadatas, strict=True))
     model_paths: PathItems = {}
     tags: list[dict[str, str]] = []
+    documented: list[str] = []
     skipped: list[str] = []
     for name in names:
         metadata = found.get(name)
@@ -608,20 +612,24 @@ async def model_openapi(app: FastAPI) -> dict[str, Any]:
             try:
                 model_paths.update(builder(name, metadata))
             except Exception:  # one protocol's bug must not take the docs down
-                continue
+                logger.warning("per-model OpenAPI paths of %s failed", name, exc_info=True)
+        documented.append(name)
         tags.append({"name": model_tag(name), "description": _model_description(metadata)})
     spec["paths"] = {**model_paths, **spec.get("paths", {})}
     spec["tags"] = [*tags, *spec.get("tags", [])]
-    spec["info"]["description"] = spec["info"].get("description", "") + _summary(
-        [tag["name"] for tag in tags], skipped
-    )
+    info = spec.setdefault("info", {})
+    info["description"] = info.get("description", "") + _summary(documented, skipped)
     return spec
 
 
 async def _metadata_or_none(dataplane: DataPlane, name: str) -> ModelMetadata | None:
+    """The model's metadata, or None when its backend fails or is slow to give it."""
     try:
         return await asyncio.wait_for(dataplane.metadata(ModelSpec(name)), METADATA_TIMEOUT_SECONDS)
     except (ServingError, TimeoutError):
+        return None
+    except Exception:  # a backend bug leaves this model out, not the whole spec
+        logger.warning("metadata of %s for the OpenAPI spec failed", name, exc_info=True)
         return None
 
 

@@ -8,6 +8,7 @@ version to), and two models that cannot answer: bad_half_plus_two (no version lo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -20,6 +21,7 @@ import httpx
 import jsonschema  # type: ignore[import-untyped]  # (schemathesis depends on it)
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -28,8 +30,11 @@ from clients.embedded import EmbeddedTfServing, free_port
 from clients.types import (
     CLASSIFY_METHOD,
     PREDICT_METHOD,
+    Code,
     DType,
     ModelMetadata,
+    ModelSpec,
+    ServingError,
     Signature,
     TensorSpec,
 )
@@ -428,3 +433,53 @@ async def test_a_second_protocol_adds_its_paths(
     assert "/v2/models/iris/versions/1/infer" in spec["paths"]
     assert "/v1/models/iris:predict" in spec["paths"]  # the broken builder took only its own
     assert spec["paths"]["/v2/models/iris/versions/1/infer"]["post"]["tags"] == ["Model iris"]
+
+
+class _FakeEntry:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _FakeRegistry:
+    def __init__(self, names: list[str]) -> None:
+        self.entries = [_FakeEntry(name) for name in names]
+
+
+class _FakeDataPlane:
+    """Models that answer, fail, hang or are known unready, as `model_openapi` sees them."""
+
+    def __init__(self) -> None:
+        self.registry = _FakeRegistry(["ok", "failing", "buggy", "hanging", "unready"])
+        self.asked: list[str] = []
+
+    def unready_models(self) -> dict[str, str]:
+        return {"unready": "no AVAILABLE version"}
+
+    async def metadata(self, spec: ModelSpec) -> ModelMetadata:
+        self.asked.append(spec.name)
+        if spec.name == "failing":
+            raise ServingError(Code.UNAVAILABLE, "backend down")
+        if spec.name == "buggy":
+            raise RuntimeError("a backend bug")
+        if spec.name == "hanging":
+            await asyncio.sleep(60)
+        row = TensorSpec("x:0", DType.DT_FLOAT, (-1, 1))
+        return ModelMetadata(spec.name, 3, {"serving_default": _predict({"x": row})})
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_failing_slow_and_unready_backends_leave_only_their_model_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(model_openapi, "METADATA_TIMEOUT_SECONDS", 0.2)
+    app = FastAPI(title="t")
+    dataplane = _FakeDataPlane()
+    app.state.dataplane = dataplane
+    started = time.monotonic()
+    spec = await model_openapi.model_openapi(app)
+    assert time.monotonic() - started < 5
+    assert "/v1/models/ok:predict" in spec["paths"]
+    assert [tag["name"] for tag in spec["tags"]] == ["Model ok"]
+    listed = spec["info"]["description"].split("so not shown per model: ")[1].split(" (")[0]
+    assert listed.split(", ") == ["failing", "buggy", "hanging", "unready"]
+    assert "unready" not in dataplane.asked  # known without a backend call
