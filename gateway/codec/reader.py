@@ -37,8 +37,10 @@ Known differences, both kept because detecting them costs a scan of the whole bo
 Decimal tokens are read correctly rounded; rapidjson without kParseFullPrecisionFlag may
 be one ulp off for inputs with more than ~17 significant digits or large exponents.
 
-Speed (bench/RESULTS.md, "JSON reader"): orjson.loads takes about 0.4 of rapidjson.loads'
-time on a small predict body and on a 2 MB numeric one, so it stays the first try.
+Speed (bench/RESULTS.md, "JSON reader"): orjson.loads takes 0.44 of rapidjson.loads' time
+on an 83-byte predict body (0.37 vs 0.84 µs) and 0.47 on a 2 MB numeric one (5.0 vs
+10.6 ms), so it stays the first try; the fallback reads the 2 MB body with a NaN in 16 ms
+(the hand-written reader took 425 ms).
 """
 
 from __future__ import annotations
@@ -52,11 +54,11 @@ from dataclasses import dataclass
 import orjson
 import rapidjson
 
-from clients.types import invalid_argument
+from clients.types import ServingError, invalid_argument
 from gateway.codec.limits import DEFAULT_LIMITS, JsonLimits, nesting_depth
 from gateway.codec.values import json_value_to_string
 
-TOO_BIG = "Number too big to be stored in double."
+_TOO_BIG = "Number too big to be stored in double."
 _ROOT_NOT_SINGULAR = "The document root must not be followed by other values."
 _INTEGER_TOO_LONG = "Invalid integer value"  # python-rapidjson: int() refused > 4300 digits
 _RAPIDJSON_ERROR = re.compile(r"Parse error at offset (\d+): (.*)", re.DOTALL)
@@ -149,6 +151,7 @@ class _Source:
         return offset - 3 * sum(prefix.count(chr(code).encode()) for code in self.restore)
 
     def decoder(self) -> _FirstKeyWins:
+        """The decoder for this text: one that restores the invalid bytes if it has any."""
         if not self.restore:
             return _DECODER
         decoder = _RestoresInvalidUtf8(number_mode=rapidjson.NM_NAN)
@@ -169,17 +172,17 @@ def _parse_with_rapidjson(body: bytes) -> object:
         offset, reason = _offset_and_reason(error, len(source.utf8))
         too_big, _ = _scan_long_numbers(source.utf8[:offset])
         if too_big is not None or reason == _INTEGER_TOO_LONG:
-            offset, reason = (offset if too_big is None else too_big), TOO_BIG
+            offset, reason = (offset if too_big is None else too_big), _TOO_BIG
         raise _parse_error(reason, skipped + source.body_offset(offset)) from None
     too_big, needs_double = _scan_long_numbers(source.utf8[:end])
     if too_big is not None:
-        raise _parse_error(TOO_BIG, skipped + source.body_offset(too_big))
+        raise _parse_error(_TOO_BIG, skipped + source.body_offset(too_big))
     if needs_double or b"-NaN" in source.utf8[:end]:
         return _as_rapidjson_numbers(value)
     return value
 
 
-def _parse_error(reason: str, offset: int) -> Exception:
+def _parse_error(reason: str, offset: int) -> ServingError:
     return invalid_argument(f"JSON Parse error: {reason} at offset: {offset}")
 
 
@@ -250,7 +253,8 @@ def _decode_in_deep_thread(decoder: _FirstKeyWins, text: bytes, depth: int) -> o
         recursion_limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(recursion_limit, depth + 64))
         try:
-            previous_stack = threading.stack_size(-(-stack_bytes // 2**20) * 2**20)
+            whole_mib = -(-stack_bytes // 2**20) * 2**20
+            previous_stack = threading.stack_size(whole_mib)
             try:
                 thread = threading.Thread(target=run, name="deep-json", daemon=True)
                 thread.start()
