@@ -88,7 +88,9 @@ async def serve_v2(scope: Scope, receive: Receive, send: Send) -> None:
         return
     method = "GET" if scope["method"] == "HEAD" else scope["method"]
     if method != route.method:
-        await send_json_error(send, 405, f"{scope['path']} takes {route.method} only")
+        allow = b"GET, HEAD" if route.method == "GET" else route.method.encode()
+        message = f"{scope['path']} takes {route.method} only"
+        await send_json_error(send, 405, message, ((b"allow", allow),))
         return
     record.start()
     if route.spec is not None:
@@ -251,9 +253,6 @@ _ANSWERS = {
 
 # ---- Documented routes (all served by serve_v2) -------------------------------------
 
-
-# ---- Documented routes (all served by serve_v2) -------------------------------------
-
 _V2_ENDPOINT = asgi_endpoint(serve_v2)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.ErrorResponse, "description": text}
@@ -271,6 +270,7 @@ _VERSION = {
     "schema": {"type": "string"},
     "description": "Version number, or a version label.",
 }
+_READY_PATHS = frozenset({"/v2/health/ready"})
 _NAME = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -280,13 +280,16 @@ def _register_documented_routes() -> None:
         ("/v2/health/live", v2_schemas.LiveResponse, "Server liveness"),
         ("/v2/health/ready", v2_schemas.ReadyResponse, "Server readiness"),
     )
+    not_ready: dict[int | str, dict[str, Any]] = {
+        400: {"model": v2_schemas.ReadyResponse, "description": "Not ready (ready: false)"}
+    }
     for path, response, summary in server_routes:
         router.add_api_route(
             path,
             _V2_ENDPOINT,
             methods=["GET"],
             summary=summary,
-            responses={200: {"model": response}},
+            responses={200: {"model": response}, **(not_ready if path in _READY_PATHS else {})},
         )
     for suffix, parameters in (("", [_NAME]), ("/versions/{version}", [_NAME, _VERSION])):
         base = "/v2/models/{model_name}" + suffix

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
+from typing import TypeGuard
 
 import numpy as np
 
@@ -93,8 +94,8 @@ def decode_infer(
                     f"Unknown output {output.name!r} for model {model.name}: it has {known}"
                 )
     request_id = document.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise invalid_argument("'id' must be a string")
+    if request_id is not None and not _is_text(request_id):
+        raise invalid_argument("'id' must be a string of valid UTF-8 (it is sent back)")
     return DecodedInfer(
         request_id,
         signature_name,
@@ -102,6 +103,17 @@ def decode_infer(
         outputs,
         parameters.get("binary_data_output") is True,
     )
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    """A str that holds no surrogate escape of invalid UTF-8, so JSON can carry it."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _object(value: object, what: str) -> Mapping[str, object]:
