@@ -47,10 +47,13 @@ Operation = APIOperation[Any, Any, Any, Any]
 
 
 def _operations() -> list[Operation]:
+    """Every documented operation but the Open Inference Protocol's, which answer in
+    their own shapes (tests/test_fuzz_v2.py fuzzes them)."""
     operations = []
     for result in SCHEMA.get_all_operations():
         assert isinstance(result, Ok), result  # the gateway's schema must load whole
-        operations.append(result.ok())
+        if not result.ok().path.startswith("/v2"):
+            operations.append(result.ok())
     return operations
 
 
