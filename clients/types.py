@@ -130,6 +130,12 @@ class ModelSpec:
     label: str | None = None
     signature_name: str = ""
 
+    def addressed(self) -> str:
+        """The version as addressed, for labels: "3", "label:stable" or "latest"."""
+        if self.version is not None:
+            return str(self.version)
+        return "latest" if self.label is None else f"label:{self.label}"
+
     def describe(self) -> str:
         """TF Serving's wording for a servable request, e.g. "Latest(iris)"."""
         if self.version is not None:

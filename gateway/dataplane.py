@@ -215,6 +215,24 @@ class DataPlane:
                 raise
             raise ServingError(error.code, f"{hint} {error.message}") from error
 
+    async def run_classify(
+        self, spec: ModelSpec, batch: ExampleBatch, clock: PhaseClock
+    ) -> list[Classification]:
+        """A whole classify of decoded examples, labelling `clock` with what answered."""
+        results = await self.classify(spec, batch)
+        clock.called()
+        clock.succeeded(spec.addressed(), spec.signature_name or DEFAULT_SIGNATURE)
+        return results
+
+    async def run_regress(
+        self, spec: ModelSpec, batch: ExampleBatch, clock: PhaseClock
+    ) -> list[float]:
+        """A whole regress of decoded examples, labelling `clock` with what answered."""
+        results = await self.regress(spec, batch)
+        clock.called()
+        clock.succeeded(spec.addressed(), spec.signature_name or DEFAULT_SIGNATURE)
+        return results
+
     async def classify(self, spec: ModelSpec, batch: ExampleBatch) -> list[Classification]:
         """Classify the examples with `spec`'s model."""
         return await self._call(self._entry(spec), lambda backend: backend.classify(spec, batch))

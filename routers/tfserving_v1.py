@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from clients.types import DEFAULT_SIGNATURE, ExampleBatch, ModelSpec, ServingError
+from clients.types import ExampleBatch, ModelSpec, ServingError
 from gateway import codec
 from gateway.codec import JsonLimits, RequestFormat
 from gateway.codec.decode_whole import check_body, decode_predict_whole
@@ -152,38 +152,24 @@ class _JsonPredictDecoder:
 
 
 async def _classify(serving: Serving, route: V1Route, body: bytes, record: RequestRecord) -> bytes:
-    results = await _examples(serving.dataplane.classify, route, body, record, serving.limits)
-    return codec.encode_classify(results)
+    spec, batch = _decode_examples(route, body, record, serving.limits)
+    return codec.encode_classify(await serving.dataplane.run_classify(spec, batch, record))
 
 
 async def _regress(serving: Serving, route: V1Route, body: bytes, record: RequestRecord) -> bytes:
-    results = await _examples(serving.dataplane.regress, route, body, record, serving.limits)
-    return codec.encode_regress(results)
+    spec, batch = _decode_examples(route, body, record, serving.limits)
+    return codec.encode_regress(await serving.dataplane.run_regress(spec, batch, record))
 
 
-async def _examples(
-    call: Callable[[ModelSpec, ExampleBatch], Awaitable[_Results]],
-    route: V1Route,
-    body: bytes,
-    record: RequestRecord,
-    limits: JsonLimits,
-) -> _Results:
-    """Decode a classify/regress body, run `call` on its examples, record the labels."""
+def _decode_examples(
+    route: V1Route, body: bytes, record: RequestRecord, limits: JsonLimits
+) -> tuple[ModelSpec, ExampleBatch]:
+    """A classify/regress body's model spec (with its signature) and examples."""
     document = codec.parse_body(body, limits)
     spec = _spec(route, codec.signature_name_of(document))
     batch = codec.decode_examples(document, limits)
     record.parsed()
-    results = await call(spec, batch)
-    record.called()
-    record.succeeded(_addressed_version(route), spec.signature_name or DEFAULT_SIGNATURE)
-    return results
-
-
-def _addressed_version(route: V1Route) -> str:
-    """The version label of an answered classify/regress: as the caller addressed it."""
-    if route.version is not None:
-        return str(route.version)
-    return "latest" if route.label is None else f"label:{route.label}"
+    return spec, batch
 
 
 _Verb = Callable[[Serving, V1Route, bytes, RequestRecord], Awaitable[bytes]]
