@@ -274,6 +274,26 @@ _READY_PATHS = frozenset({"/v2/health/ready"})
 _NAME = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `#/$defs/...` references replaced by the definitions: inside
+    /openapi.json such a reference would resolve against the document's root, which has
+    no `$defs` (Swagger UI and schemathesis could not follow it)."""
+    definitions = schema.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return inline(definitions[reference.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items() if key != "$defs"}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
 def _register_documented_routes() -> None:
     server_routes: tuple[tuple[str, type[Any], str], ...] = (
         ("/v2", v2_schemas.ServerMetadataResponse, "Server metadata"),
@@ -320,7 +340,7 @@ def _register_documented_routes() -> None:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        JSON: {"schema": v2_schemas.InferRequest.model_json_schema()},
+                        JSON: {"schema": _inlined(v2_schemas.InferRequest.model_json_schema())},
                     },
                 },
             },
