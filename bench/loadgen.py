@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,14 @@ def _parse(stdout: str) -> dict[str, float]:
     raise RuntimeError(f"no result line in load generator output: {stdout[-300:]!r}")
 
 
-def run_wrk(url: str, body: Path, connections: int, seconds: float) -> Load:
-    """`wrk -t1 -cN -dS --latency` POSTing `body` to `url`."""
+def run_wrk(
+    url: str,
+    body: Path,
+    connections: int,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+) -> Load:
+    """`wrk -t1 -cN -dS --latency` POSTing `body` to `url` (with extra `headers`)."""
     argv = [
         WRK,
         "-t1",
@@ -56,6 +63,7 @@ def run_wrk(url: str, body: Path, connections: int, seconds: float) -> Load:
         url,
         "--",
         str(body),
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
     if done.returncode != 0:

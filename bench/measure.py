@@ -155,8 +155,14 @@ def _runs(
         body = work / "bodies" / request.body
         for conns in options["connections"]:
 
-            def drive(seconds: float, url: str = url, body: Path = body, c: int = conns) -> Any:
-                return loadgen.run_wrk(url, body, c, seconds)
+            def drive(
+                seconds: float,
+                url: str = url,
+                body: Path = body,
+                c: int = conns,
+                headers: dict[str, str] = request.headers,
+            ) -> Any:
+                return loadgen.run_wrk(url, body, c, seconds, headers)
 
             pair: list[tuple[str, int, Any]] = [(workload, conns, drive)]
             if target.grpc_direct and workload == TF_HPT:

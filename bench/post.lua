@@ -1,6 +1,6 @@
 -- wrk script: POST the JSON body in the file named by the first script argument,
 -- count non-2xx answers, and print one "BENCH_JSON {...}" line when done.
--- Usage: wrk -t1 -c64 -d30s --latency -s post.lua URL -- BODY_FILE
+-- Usage: wrk -t1 -c64 -d30s --latency -s post.lua URL -- BODY_FILE ["Name: value" ...]
 
 local threads = {}
 
@@ -14,6 +14,10 @@ function init(args)
   wrk.headers["Content-Type"] = "application/json"
   wrk.body = file:read("*a")
   file:close()
+  for i = 2, #args do
+    local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+    wrk.headers[name] = value
+  end
   non2xx = 0
 end
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.targets import Target
+from bench.targets import IMAGE_V2_HEADER, Target
 from bench.venvs import Venv, ensure_venv
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +36,8 @@ _MLSERVER_SETTINGS = {
 
 
 def write_bodies(bodies: Path) -> None:
-    """The request bodies: iris 1 and 64 rows (v1 and V2 JSON), half_plus_two, an image."""
+    """The request bodies: iris 1 and 64 rows (v1 and V2 JSON), half_plus_two, an image
+    (v1 JSON, v2 JSON and v2 with binary tensor data)."""
     from sklearn.datasets import load_iris
 
     bodies.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,11 @@ def write_bodies(bodies: Path) -> None:
     (bodies / "hpt-1.json").write_text(json.dumps({"instances": [[1.0]]}))
     image = np.round(np.random.default_rng(0).random((224, 224, 3)), 4)
     (bodies / "image-1.json").write_text(json.dumps({"instances": [image.tolist()]}))
+    v2_image = {"name": "image", "shape": [1, 224, 224, 3], "datatype": "FP32"}
+    v2_image["data"] = image.ravel().tolist()
+    (bodies / "image-1-v2.json").write_text(json.dumps({"inputs": [v2_image]}))
+    binary = IMAGE_V2_HEADER + image.astype("<f4").tobytes()
+    (bodies / "image-1-v2.bin").write_bytes(binary)
 
 
 def write_gateway_configs(work: Path) -> None:

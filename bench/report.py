@@ -6,7 +6,15 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from bench.targets import GRPC_HPT, IRIS_1, IRIS_64, TF_HPT, TF_IMAGE
+from bench.targets import (
+    GRPC_HPT,
+    IRIS_1,
+    IRIS_64,
+    TF_HPT,
+    TF_IMAGE,
+    TF_IMAGE_V2_BINARY,
+    TF_IMAGE_V2_JSON,
+)
 
 Record = dict[str, Any]
 _GATEWAY_CONFIGS = ("gateway", "gateway-nobatch", "gateway-workers2", "gateway-accesslog")
@@ -17,6 +25,11 @@ _PEERS = (
     ("Starlette echo", "starlette-echo", 0.5),
     ("FastAPI echo", "fastapi-echo", None),
     ("bare ASGI echo", "asgi-echo", None),
+)
+# The gateway's Open Inference Protocol surface against the peers that speak it.
+_V2_PEERS = (
+    ("MLServer (defaults)", "mlserver", 5.0),
+    ("MLServer (tuned)", "mlserver-tuned", 5.0),
 )
 
 
@@ -108,14 +121,19 @@ def _ratio(ours: Record | None, theirs: Record | None, goal: float | None) -> st
     return text
 
 
-def goals_table(summary: Summary, connections: list[int]) -> list[str]:
-    """Gateway (batching on) req/s over each peer's, iris 1 row (and 64 rows), per conns."""
+def goals_table(
+    summary: Summary,
+    connections: list[int],
+    ours: str = "gateway",
+    peers: tuple[tuple[str, str, float | None], ...] = _PEERS,
+) -> list[str]:
+    """`ours` req/s over each peer's, iris 1 row (and 64 rows), per conns."""
     head = " | ".join(f"{c} conns" for c in connections)
     lines = [
-        f"| gateway vs | workload | goal | {head} |",
+        f"| {ours} vs | workload | goal | {head} |",
         "|---|---|---|" + "--:|" * len(connections),
     ]
-    for label, peer, goal in _PEERS:
+    for label, peer, goal in peers:
         for workload in (IRIS_1, IRIS_64):
             if not any((peer, workload, c) in summary.runs for c in connections):
                 if peer in summary.failed and workload == IRIS_1:
@@ -123,12 +141,12 @@ def goals_table(summary: Summary, connections: list[int]) -> list[str]:
                 continue
             goal_text = "-" if goal is None else (f">= {goal:.0%}" if goal < 1 else f">= {goal:g}x")
             cells = [
-                _ratio(summary.run("gateway", workload, c), summary.run(peer, workload, c), goal)
+                _ratio(summary.run(ours, workload, c), summary.run(peer, workload, c), goal)
                 for c in connections
             ]
             lines.append(f"| {label} | {workload} | {goal_text} | " + " | ".join(cells) + " |")
-    p99 = [_cell(summary.run("gateway", IRIS_1, c), "p99_ms", ".2f") for c in connections]
-    lines.append("| (gateway p99 ms) | " + IRIS_1 + " | - | " + " | ".join(p99) + " |")
+    p99 = [_cell(summary.run(ours, IRIS_1, c), "p99_ms", ".2f") for c in connections]
+    lines.append(f"| ({ours} p99 ms) | " + IRIS_1 + " | - | " + " | ".join(p99) + " |")
     return lines
 
 
@@ -225,7 +243,7 @@ def tf_table(summary: Summary, targets: list[str], connections: list[int]) -> li
     ]
     tf_servers = [t for t in targets if any(key[0] == t for key in summary.runs)]
     for target in tf_servers:
-        for workload in (TF_HPT, GRPC_HPT, TF_IMAGE):
+        for workload in (TF_HPT, GRPC_HPT, TF_IMAGE, TF_IMAGE_V2_JSON, TF_IMAGE_V2_BINARY):
             for conns in connections:
                 run = summary.run(target, workload, conns)
                 if run is None:
@@ -282,6 +300,9 @@ def render(records: list[Record], failed: dict[str, str], meta: dict[str, Any]) 
     if "gateway" in ran and ran & {peer for _, peer, _ in _PEERS}:
         title = f"Goals: gateway (batching on) req/s over the others ({meta['rounds']} round(s))"
         parts += _section(title, goals_table(summary, conns))
+    if "gateway-v2" in ran and ran & {peer for _, peer, _ in _V2_PEERS}:
+        title = f"Goals: the gateway's v2 surface over MLServer's v2 ({meta['rounds']} round(s))"
+        parts += _section(title, goals_table(summary, conns, "gateway-v2", _V2_PEERS))
     title = "All runs (medians; errors summed over rounds; CPU = server process tree)"
     parts += _section(title, throughput_table(summary, targets, conns))
     if len(ran & set(_GATEWAY_CONFIGS)) > 1:

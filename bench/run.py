@@ -34,6 +34,7 @@ GROUPS = {
         "gateway-nobatch",
         "gateway-workers2",
         "gateway-accesslog",
+        "gateway-v2",
         "gateway-tf",
         "gateway-tf-iomgr",
     ),

@@ -7,6 +7,7 @@ Command lines and environments may name ``{port}``, ``{grpc_port}``, ``{metrics_
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,24 @@ IRIS_1 = "iris 1 row"
 IRIS_64 = "iris 64 rows"
 TF_HPT = "TF half_plus_two"
 TF_IMAGE = "TF image 1x224x224x3"
+TF_IMAGE_V2_JSON = "TF image, v2 JSON"
+TF_IMAGE_V2_BINARY = "TF image, v2 binary data"
 GRPC_HPT = "gRPC direct half_plus_two"
+
+IMAGE_SHAPE = (1, 224, 224, 3)
+# The JSON part of the binary v2 image body (bench/prepare.py appends the float32 bytes).
+IMAGE_V2_HEADER = json.dumps(
+    {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": list(IMAGE_SHAPE),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": 4 * 224 * 224 * 3},
+            }
+        ]
+    }
+).encode()
 
 V1_PATH = "/v1/models/iris:predict"
 V2_PATH = "/v2/models/iris/infer"
@@ -24,10 +42,11 @@ V2_PATH = "/v2/models/iris/infer"
 
 @dataclass(frozen=True)
 class Request:
-    """A POST: URL path and the body file's name in the work dir's bodies/."""
+    """A POST: URL path, the body file's name in the work dir's bodies/, extra headers."""
 
     path: str
     body: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,15 @@ _V2 = {IRIS_1: Request(V2_PATH, "iris-1-v2.json"), IRIS_64: Request(V2_PATH, "ir
 _TF = {
     TF_HPT: Request("/v1/models/half_plus_two:predict", "hpt-1.json"),
     TF_IMAGE: Request("/v1/models/image:predict", "image-1.json"),
+    TF_IMAGE_V2_JSON: Request("/v2/models/image/infer", "image-1-v2.json"),
+    TF_IMAGE_V2_BINARY: Request(
+        "/v2/models/image/infer",
+        "image-1-v2.bin",
+        {
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(len(IMAGE_V2_HEADER)),
+        },
+    ),
 }
 _UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]
 _UVICORN += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
@@ -131,6 +159,11 @@ def all_targets(workers_flag: bool) -> list[Target]:
         _gateway("gateway-nobatch", "gateway.yaml", workers_flag, GATEWAY_BATCHING_ENABLED="false"),
         _gateway("gateway-workers2", "gateway.yaml", workers_flag, GATEWAY_WORKERS="2"),
         _gateway("gateway-accesslog", "gateway.yaml", workers_flag, GATEWAY_ACCESS_LOG="true"),
+        dataclasses.replace(
+            _gateway("gateway-v2", "gateway.yaml", workers_flag, GATEWAY_BATCHING_ENABLED="true"),
+            workloads=dict(_V2),
+            note="the gateway on the Open Inference Protocol (MLServer's V2 bodies)",
+        ),
         gateway_tf,
         gateway_tf_iomgr,
         Target(
