@@ -37,8 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from clients.inprocess.batching import BatchingOptions
 from clients.sklearn_backend import SklearnBackend, save_model
-from clients.sklearn_batching import BatchingOptions
 from clients.sklearn_model import LoadedModel
 from clients.types import ModelSource, ModelSpec
 from examples.sklearn_models import build_iris

@@ -1,10 +1,10 @@
 """One loaded scikit-learn model version: its signatures, metadata and the blocking calls.
 
-`predict`, `classify` and `regress` are synchronous and may be slow; the backend runs them in
-its thread pool. The `*_call` methods are their batchable form: cheap checks that run on the
-event loop and give a `RowCall` (rows plus how to finish the result) for `row_op`, or None
-when the request should run on its own. Errors raised by the estimator itself propagate
-unchanged and are translated by the backend.
+A `clients.inprocess.loader.HostedVersion`: `predict`, `classify` and `regress` are
+synchronous and may be slow; the host runs them in its thread pool. The `*_call` methods are
+their batchable form: cheap checks that run on the event loop and give a `RowCall` (rows plus
+how to finish the result) for `row_op`, or None when the request should run on its own.
+Errors raised by the estimator itself propagate unchanged and are translated by the loader.
 
 Per-call overhead: for an estimator that rejects NaN and holds no other estimators, input that
 `np.isfinite` passes runs under `sklearn.config_context(assume_finite=True)`, so scikit-learn
@@ -14,7 +14,7 @@ skips a check we just made; other input runs with the normal checks (and gets th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,8 @@ from sklearn.base import is_classifier, is_regressor
 from sklearn.utils import get_tags
 
 from clients.base import Tensors
+from clients.inprocess.batching import RowCall, RowOp
 from clients.sklearn_artifacts import Artifact, running_versions
-from clients.sklearn_batching import Batcher, RowCall, RowOp
 from clients.sklearn_features import FeatureLayout, alias_mismatch, checked_rows, examples_to_input
 from clients.sklearn_signatures import (
     INPUT_ALIAS,
@@ -71,10 +71,6 @@ class LoadedModel:
     """`row_op` keys whose requests may be merged: methods, "classify", "regress"."""
     assume_finite: bool = False
     labels: tuple[str, ...] = ()
-    batchers: dict[str, Batcher] = field(
-        default_factory=dict, init=False, compare=False, repr=False
-    )
-    """The backend's batchers for this version, by `row_op` key."""
 
     @classmethod
     def build(cls, name: str, version: int, artifact: Artifact) -> LoadedModel:

@@ -14,7 +14,7 @@ running the method on one all-zero row at load time; when that fails (or the num
 features is unknown), the dtype falls back to the classifier's `classes_` dtype (predict)
 or DT_DOUBLE, and the rank is unknown.
 
-`row_wise` decides whether requests may be merged into one call (see `clients.sklearn_batching`).
+`row_wise` decides whether requests may be merged into one call (see `clients.inprocess.batching`).
 """
 
 from __future__ import annotations

@@ -121,8 +121,8 @@ def build_registry(settings: Settings) -> ModelRegistry:
 
     sklearn_models = [model for model in settings.models if model.platform == "sklearn"]
     if sklearn_models:
+        from clients.inprocess.batching import BatchingOptions
         from clients.sklearn_backend import SklearnBackend
-        from clients.sklearn_batching import BatchingOptions
 
         sklearn = SklearnBackend(
             [model.source() for model in sklearn_models],

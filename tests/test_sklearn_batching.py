@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from clients.inprocess.batching import Batcher, BatchingOptions, BatchStats
 from clients.sklearn_backend import SklearnBackend, save_model
-from clients.sklearn_batching import Batcher, BatchingOptions, BatchStats
 from clients.types import Code, ExampleBatch, Feature, ModelSource, ModelSpec, ServingError
 from gateway.settings import Settings
 from tests.conftest import StartSklearn, gateway_client, sklearn_model_configs

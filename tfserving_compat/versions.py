@@ -1,5 +1,7 @@
 """Version discovery and the version policy, without locks or TensorFlow.
 
+The rules themselves are `clients.version_policy`, shared with the gateway's in-process
+host; this module applies them to the server's `VersionEntry` bookkeeping:
 - `list_versions` is FileSystemStoragePathSource: every all-digit directory is a version;
 - `aspired_versions` applies the model's version policy (latest N, all, specific);
 - `next_action` is AvailabilityPreservingPolicy::GetNextAction
@@ -10,11 +12,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from clients import version_policy
+from clients.types import VersionPolicy
+from clients.version_policy import Fingerprint
 from tfserving_compat.config import ModelConfig
 from tfserving_compat.errors import ServingError
 from tfserving_compat.loader import LoadedVersion
@@ -24,7 +28,6 @@ _LOG = logging.getLogger(__name__)
 # Values of tensorflow.serving.ModelVersionStatus.State (get_model_status.proto).
 START, LOADING, AVAILABLE, UNLOADING, END = 10, 20, 30, 40, 50
 
-Fingerprint = tuple[tuple[str, int, int], ...]
 Action = tuple[Literal["load", "unload"], int]
 
 
@@ -57,45 +60,28 @@ def list_versions(base_path: str) -> dict[int, str] | None:
     that poll, and the aspired versions stay as they were.
     """
     try:
-        names = sorted(os.listdir(base_path))
+        found = version_policy.list_versions(base_path)
     except OSError as exc:
         _LOG.warning("Could not list base path %s: %s", base_path, exc)
         return None
-    found: dict[int, str] = {}
-    for name in names:
-        path = os.path.join(base_path, name)
-        if not (name.isascii() and name.isdigit()) or not os.path.isdir(path):
-            continue
-        version = int(name)
-        if version >= 2**63:
-            continue
-        found.setdefault(version, path)
     if not found:
         _LOG.warning("No versions of servable found under base path %s", base_path)
-    return found
+    return {version: str(path) for version, path in found.items()}
 
 
 def aspired_versions(config: ModelConfig, found: Mapping[int, str]) -> set[int]:
     """The versions the model's version policy wants served, among those on disk."""
-    if config.policy == "all":
-        return set(found)
-    if config.policy == "specific":
-        return set(found) & set(config.specific_versions)
-    return set(sorted(found, reverse=True)[: config.num_latest])
+    policy = VersionPolicy(
+        kind=config.policy,
+        num_versions=config.num_latest,
+        versions=tuple(sorted(config.specific_versions)),
+    )
+    return set(version_policy.select_versions(policy, found))
 
 
 def dir_fingerprint(path: str) -> Fingerprint:
-    """(relative path, size, mtime) of every file under a version directory, sorted."""
-    rows: list[tuple[str, int, int]] = []
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            try:
-                stat = os.stat(full)
-            except OSError:
-                continue
-            rows.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(rows))
+    """`clients.version_policy.fingerprint` of a version directory."""
+    return version_policy.fingerprint(path)
 
 
 def needs_load(entry: VersionEntry | None) -> bool:
@@ -123,9 +109,12 @@ def next_action(
     `pinned` are the versions named by a `specific` policy, which are never unloaded here.
     """
     aspired_ready = any(versions[v].state == AVAILABLE for v in aspired if v in versions)
-    stale = sorted(v for v, e in versions.items() if v not in aspired and e.state == AVAILABLE)
-    if stale and (not aspired or aspired_ready or len(stale) > 1) and stale[0] not in pinned:
-        return "unload", stale[0]
+    stale = [v for v, e in versions.items() if v not in aspired and e.state == AVAILABLE]
+    going = version_policy.retirable(
+        stale, any_selected=bool(aspired), selected_available=aspired_ready
+    )
+    if going and going[0] not in pinned:
+        return "unload", going[0]
     new = [v for v in aspired if v in versions and versions[v].state == START]
     if new:
         return "load", max(new)
