@@ -120,6 +120,14 @@ def gateway_calls(plan: dict[str, Any]) -> dict[str, Callable[[Any], Any]]:
         "echo_columnar": lambda c: c.predict_columnar(
             "echo", {"text": np.array([b"\x80\x81", b""], dtype="S")}
         ),
+        "v2_hpt": lambda c: c.infer("half_plus_two", {"x": np.array([[1.0], [2.0]], np.float32)}),
+        "v2_hpt_label": lambda c: c.infer(
+            "half_plus_two", {"x": np.array([[1.0]], np.float32)}, version="stable"
+        ),
+        "v2_iris_proba": lambda c: c.infer(
+            "iris", {"input-0": iris_rows}, outputs=["predict_proba"]
+        ),
+        "v2_unknown_model": lambda c: c.infer("nope", {"x": np.array([1.0])}),
         "list_models": lambda c: c.list_models(),
         "unknown_model": lambda c: c.predict("nope", [1.0], request_id="client-test-id-1"),
         "unknown_model_status": lambda c: c.status("nope"),

@@ -409,6 +409,23 @@ def test_status_and_metadata(run: Run, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_v2_infer(run: Run, mode: str, inputs: Inputs) -> None:
+    """The Open Inference Protocol's infer: arrays of their v2 datatype and shape."""
+    assert value(run, mode, "v2_hpt")["y"] == {
+        "array": [[2.5], [3.0]],
+        "dtype": "float32",
+        "shape": [2, 1],
+    }
+    assert value(run, mode, "v2_hpt_label")["y"]["array"] == [[2.5]]
+    proba = value(run, mode, "v2_iris_proba")["predict_proba"]
+    assert (proba["dtype"], proba["shape"]) == ("float64", [len(inputs.iris_labels), 3])
+    labels = [row.index(max(row)) for row in proba["array"]]
+    assert labels == inputs.iris_labels
+    failure = error(run, mode, "v2_unknown_model")
+    assert (failure["error"], failure["status"]) == ("NotFound", 404)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_list_models(run: Run, mode: str) -> None:
     entry = run.results[mode]["list_models"]
     if "error" in entry and entry["status"] in (400, 404):

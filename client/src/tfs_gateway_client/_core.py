@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _json, _types
+from . import _json, _types, _v2
 from ._errors import (
     ConnectionFailed,
     DeadlineExceeded,
@@ -212,6 +212,18 @@ def metadata_call(model: str, version: int | None, label: str | None) -> Call[_t
 def list_models_call() -> Call[list[str]]:
     """`GET /v1/models`, answered with `{"models": [...]}`."""
     return Call("GET", "/v1/models", None, _types.parse_model_list)
+
+
+def infer_call(
+    model: str,
+    inputs: Mapping[str, _json.ArrayLike],
+    outputs: Sequence[str] | None,
+    parameters: Mapping[str, Any] | None,
+    version: int | str | None,
+) -> Call[dict[str, NDArray[Any]]]:
+    """`POST /v2/models/NAME[/versions/V]/infer` (the Open Inference Protocol), JSON data."""
+    payload = _v2.encode_request(inputs, outputs, parameters)
+    return Call("POST", _v2.infer_path(model, version), payload, _v2.decode_response)
 
 
 def new_request_id() -> str:

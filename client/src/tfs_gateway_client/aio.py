@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 import numpy as np
@@ -165,6 +165,24 @@ class AsyncClient:
     ) -> ModelMetadata:
         """`GET .../metadata`: the signatures of the version that answers."""
         return await self._run(_core.metadata_call(model, version, label), timeout, request_id)
+
+    async def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, ArrayLike],
+        *,
+        outputs: Sequence[str] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        version: int | str | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, NDArray[Any]]:
+        """Open Inference Protocol (v2) infer: `inputs` maps input names to arrays (sent
+        with their shape and datatype); returns every output (or those in `outputs`) by
+        name. `parameters` go with the request (e.g. `signature_name`); a string
+        `version` is a version label."""
+        call = _core.infer_call(model, inputs, outputs, parameters, version)
+        return await self._run(call, timeout, request_id)
 
     async def list_models(
         self, *, timeout: float | None = None, request_id: str | None = None
