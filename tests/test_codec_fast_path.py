@@ -31,11 +31,13 @@ from gateway.codec import (
     RequestFormat,
     decode_predict,
     decode_predict_document,
+    encode_predict,
     parse_body,
     parse_predict,
     signature_name_of,
 )
 from gateway.codec.decode_body import FAST_BODY_BYTES
+from gateway.codec.encode_text import SMALL_TENSOR, template_texts, tensor_texts
 
 Outcome = tuple[str, object]
 SIGNATURE_DTYPES = [
@@ -336,3 +338,66 @@ def test_duplicate_keys_with_the_same_shape(template: str) -> None:
     body = (template % (first, second)).encode()
     inputs = {"x": TensorSpec("x:0", DType.DT_FLOAT, None)}
     assert new_outcome(body, inputs, JsonLimits()) == exact_outcome(body, inputs, JsonLimits())
+
+
+# ------------------------------------------------------------------ encode
+
+FLOAT32_EXTREMES = np.array(
+    [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
+     1e-10, 9.99999e-10, 1e-9, 1.5e-7, 1e-5, 9.99999e-5, 1e-4, 0.5, 999999.0, 999999.5,
+     1e6, 1.5e6, 123456789.0, 1e9, 1e15, 9.999999e15, 1e16, 1e22, 1e23, 16777216.0, 0.1],
+    dtype=np.float32,
+)  # fmt: skip
+
+
+def float32_elements() -> st.SearchStrategy[float]:
+    return st.floats(width=32) | st.sampled_from(FLOAT32_EXTREMES.tolist())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    inner=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=6),
+    dtype=st.sampled_from([np.float32, np.float32, np.float16]),
+)
+def test_new_float_writer_matches_the_template(
+    data: st.DataObject, inner: tuple[int, ...], dtype: type[np.generic]
+) -> None:
+    """Byte-identical to the per-element printf template, whole and split by rows; the
+    leading dimension makes the tensor bigger than `SMALL_TENSOR` (the new path)."""
+    rows = -(-(SMALL_TENSOR + 1) // int(np.prod(inner))) + data.draw(st.integers(0, 3))
+    elements = float32_elements() if dtype is np.float32 else None
+    array = data.draw(hnp.arrays(dtype, (rows, *inner), elements=elements))
+    for split_rows in (False, True):
+        assert tensor_texts(array, split_rows=split_rows) == template_texts(
+            array, split_rows=split_rows
+        )
+
+
+@pytest.mark.parametrize("scale", ["unit", "wide", "softmax"])
+def test_new_float_writer_on_an_image_sized_output(scale: str) -> None:
+    """Wide: 1e-12 to 1e16, where orjson's spelling differs for whole classes (and below
+    1e-17 the template's exact check takes ~30 µs per element: the hypothesis test covers
+    those on small tensors)."""
+    rng = np.random.default_rng(2)
+    shape = FLOAT_IMAGE.shape
+    outputs = {
+        "unit": FLOAT_IMAGE,
+        "wide": rng.standard_normal(shape) * 10.0 ** rng.integers(-12, 17, shape),
+        "softmax": np.exp(-rng.exponential(8.0, (196, 768))),
+    }[scale].astype(np.float32)
+    for split_rows in (False, True):
+        assert tensor_texts(outputs, split_rows=split_rows) == template_texts(
+            outputs, split_rows=split_rows
+        )
+    for request_format in RequestFormat:
+        body = encode_predict({"y": outputs}, request_format)
+        assert body == reference_predict_body(outputs, request_format)
+
+
+def reference_predict_body(array: npt.NDArray[Any], request_format: RequestFormat) -> bytes:
+    if request_format is RequestFormat.ROW:
+        return (
+            '{"predictions": [' + ", ".join(template_texts(array, split_rows=True)) + "]}"
+        ).encode()
+    return ('{"outputs": ' + template_texts(array)[0] + "}").encode()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
@@ -35,6 +36,22 @@ _LOW_MASK, _HALF_WAY = int(_LOW_BITS), int(_HALF_LOW)
 _FLOAT32 = struct.Struct("<f")
 _DOUBLE = struct.Struct("<d")
 _BITS = struct.Struct("<Q")
+_BLOCK = 8192  # elements per block of `float32_decimals`: its temporaries stay small
+_EXACT_POWERS = 22  # 10**22 is the largest power of ten a double holds exactly
+_EXPONENTS = np.arange(-330, 311)  # decimal exponents of every finite nonzero double
+
+
+def _power_tables(digits: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per decimal exponent of a value: (up, down) with ``value / up * down`` holding
+    `digits` digits before the point; NaN where that power of ten is not exact."""
+    shift = _EXPONENTS - (digits - 1)
+    exact = np.abs(shift) <= _EXACT_POWERS
+    power = np.where(exact, 10.0 ** np.minimum(np.abs(shift), _EXACT_POWERS), np.nan)
+    one = np.where(exact, 1.0, np.nan)
+    return np.where(shift > 0, power, one), np.where(shift < 0, power, one)
+
+
+_POWERS = {digits: _power_tables(digits) for digits in (6, 9)}
 
 
 def format_float(value: float, *, double: bool) -> str:
@@ -111,27 +128,120 @@ def _six_digits_round_trip(fin: npt.NDArray[np.float64], double: bool) -> npt.ND
         return ok
     mag = np.abs(fin[nonzero])
     with np.errstate(all="ignore"):
-        exp10 = np.floor(np.log10(mag)).astype(np.int64)
-        shift = 5 - exp10
-        scale = 10.0 ** np.abs(shift).astype(np.float64)
-        scaled = np.where(shift >= 0, mag * scale, mag / scale)
-        digits = np.rint(scaled)
-        decoded = np.where(shift >= 0, digits / scale, digits * scale)
-        suspect = (
-            (np.abs(shift) > 22)
-            | (scaled < 1e5)
-            | (scaled >= 1e6)
-            | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
-        )
+        six = round_to_digits(mag, decimal_exponents(mag), 6)
     if double:
-        same = decoded == mag
+        same = six.decimals == mag
+        suspect = six.suspect
     else:
-        same = decoded.astype(np.float32) == mag.astype(np.float32)
-        suspect |= _is_float32_tie(decoded)
+        same = six.decimals.astype(np.float32) == mag.astype(np.float32)
+        suspect = six.suspect | _is_float32_tie(six.decimals)
     ok[nonzero] = same
     for index in nonzero[suspect]:
         ok[index] = _exact_round_trip(float(fin[index]), double)
     return ok
+
+
+@dataclass(frozen=True)
+class Rounded:
+    """Positive values rounded to a number of significant decimal digits (`round_to_digits`)."""
+
+    decimals: npt.NDArray[np.float64]  # the double nearest to each rounded decimal
+    suspect: npt.NDArray[np.bool_]  # float64 arithmetic cannot vouch for these
+
+
+def decimal_exponents(mag: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """floor(log10(x)) of positive doubles; it may be one off next to a power of ten,
+    which `round_to_digits` then reports as suspect."""
+    logs = np.log10(mag)
+    np.floor(logs, out=logs)
+    return logs.astype(np.intp)
+
+
+def round_to_digits(
+    mag: npt.NDArray[np.float64], exponents: npt.NDArray[np.intp], digits: int
+) -> Rounded:
+    """Round finite positive doubles to 6 or 9 significant digits (ties to even, as printf).
+
+    Scaling by an exact power of ten (at most 1e22) is off by at most one rounding, so the
+    integer nearest to the scaled value is right unless it lies within 1e-6 of a half, and
+    dividing (or multiplying) that integer back by the power is correctly rounded: the
+    nearest double to the decimal. Values whose scale is not exact, whose power of ten
+    (`exponents`, from `decimal_exponents`) was misjudged, or that lie near a half are
+    `suspect`. Written with few temporaries, in place: each costs time on a big tensor.
+    """
+    up_table, down_table = _POWERS[digits]
+    index = exponents - _EXPONENTS[0]
+    np.clip(index, 0, _EXPONENTS.size - 1, out=index)
+    up, down = up_table.take(index), down_table.take(index)  # one of them is 1.0
+    scaled = mag / up
+    scaled *= down
+    integers = np.rint(scaled)
+    suspect = scaled < 10.0 ** (digits - 1)
+    suspect |= ~(scaled < 10.0**digits)  # NaN (no exact power of ten) included
+    np.subtract(scaled, integers, out=scaled)
+    np.abs(scaled, out=scaled)
+    suspect |= scaled > 0.5 - 1e-6  # as close to a tie as the scaling's error
+    integers *= up
+    integers /= down
+    return Rounded(integers, suspect)
+
+
+def float32_decimals(
+    values: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Each float32's O5 decimal as the nearest double, and where that double's shortest
+    text (orjson's) is not the O5 text: there the double is NaN (orjson writes ``null``)
+    and the caller writes the text by `FORMATS`.
+
+    The O5 decimal (``%.6g``, or ``%.9g`` when that does not round trip) has at most 9
+    digits, and no other decimal of at most 9 digits lies within half a float64 step of
+    it, so the shortest text of its nearest double spells exactly its digits. orjson
+    writes those digits in fixed notation for 1e-5 <= |x| < 1e16, else as ``1.5e-7``,
+    ``1e+16``; printf's ``%g`` writes fixed notation for 1e-4 <= |x| < 10**digits, else
+    ``1.5e-07``. They agree, ``.0`` of whole numbers included, except for exponents -9 to
+    -5 and `digits` to 15. Those, NaN and infinities, subnormals and what
+    `round_to_digits` calls suspect are left to the caller (bench/RESULTS.md, "Big tensors
+    in the JSON codec", has the check of every class against `float_text`).
+
+    Worked in blocks: a temporary as big as the tensor costs more in page faults than
+    its arithmetic.
+    """
+    decimals = np.empty(values.shape, dtype=np.float64)
+    exact = np.empty(values.shape, dtype=np.bool_)
+    with np.errstate(all="ignore"):
+        for start in range(0, values.size, _BLOCK):
+            block = slice(start, start + _BLOCK)
+            _float32_block(values[block], decimals[block], exact[block])
+    return decimals, exact
+
+
+def _float32_block(
+    values: npt.NDArray[np.float32], decimals: npt.NDArray[np.float64], exact: npt.NDArray[np.bool_]
+) -> None:
+    """`float32_decimals` of one block, into `decimals` and `exact`."""
+    mag = values.astype(np.float64)
+    np.abs(mag, out=mag)
+    special: npt.NDArray[np.bool_] | None = None
+    if not (np.isfinite(mag).all() and mag.min() >= _F32_NORMAL_MIN):
+        special = ~np.isfinite(mag) | (mag < _F32_NORMAL_MIN)  # zeros included, for now
+        mag[special] = 1.0  # a placeholder
+    exponents = decimal_exponents(mag)
+    six = round_to_digits(mag, exponents, 6)
+    six_ok = six.decimals.astype(np.float32) == mag
+    np.logical_or(six.suspect, _is_float32_tie(six.decimals), out=exact)
+    nine = round_to_digits(mag, exponents, 9)
+    exact |= nine.suspect & ~six_ok
+    chosen = np.where(six_ok, six.decimals, nine.decimals)
+    if np.fmin.reduce(chosen) < 1e-4 or np.fmax.reduce(chosen) >= 1e6:  # NaN-blind
+        exact |= (chosen >= 1e-9) & (chosen < 1e-4)  # exponents -9 to -5
+        exact |= (chosen >= np.where(six_ok, 1e6, 1e9)) & (chosen < 1e16)
+    np.copysign(chosen, values, out=decimals)
+    if special is not None:
+        exact |= special
+        zeros = values == 0  # "0.0" and "-0.0" either way
+        exact &= ~zeros
+        decimals[zeros] = values[zeros]
+    decimals[exact] = np.nan
 
 
 def _is_float32_tie(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:

@@ -1,12 +1,17 @@
 """JSON text of a numpy tensor, written the way TF Serving writes values (spec O3, O4, O5).
 
-Integer and bool tensors are written by orjson (its text is TF Serving's). Small float
-and string tensors (at most `SMALL_TENSOR` elements, such as the one value of a one-row
-predict) are written element by element in plain Python (`gateway.codec.encode_numbers.float_text`):
-numpy's fixed cost per operation would be most of the work. For the others the whole text
+Integer and bool tensors are written by orjson (its text is TF Serving's). Bigger float32
+(and float16) tensors too: numpy rounds each value to its O5 decimal, orjson writes the
+nearest doubles (their shortest text spells exactly those digits), and the few elements
+orjson would spell otherwise are written by the printf pieces below and spliced in
+(`gateway.codec.encode_numbers.float32_decimals`). Small float and string tensors (at most
+`SMALL_TENSOR` elements, such as the one value of a one-row predict) are written element
+by element in plain Python (`gateway.codec.encode_numbers.float_text`): numpy's fixed cost
+per operation would be most of the work. For the others (float64, strings:
+`template_texts`, also the reference the float32 path is tested against) the whole text
 is produced by a single ``template % values``: every element gets a printf piece chosen by
-numpy (see `gateway.codec.encode_numbers.float_format_codes`) joined with the brackets and commas
-that follow it, so no Python function runs per element for numeric tensors. Row splitting
+numpy (see `gateway.codec.encode_numbers.float_format_codes`) joined with the brackets and
+commas that follow it, so no Python function runs per element for numeric tensors. Row splitting
 (one text per 0-th dimension slice, for the `predictions` list) uses a NUL marker between
 slices; NUL never appears unescaped in JSON text.
 """
@@ -20,10 +25,18 @@ import numpy.typing as npt
 import orjson
 
 from clients.types import invalid_argument
-from gateway.codec.encode_numbers import CONSUMES_VALUE, FORMATS, float_format_codes, float_text
+from gateway.codec.encode_numbers import (
+    CONSUMES_VALUE,
+    FORMATS,
+    float32_decimals,
+    float_format_codes,
+    float_text,
+)
 from gateway.codec.values import json_string
 
 _ROW_MARK = "\x00"
+_LEAF_MARK = "\x00"
+_FLOAT32_WRITTEN = {np.dtype(np.float32), np.dtype(np.float16)}
 _INT_KINDS = {"i", "u"}
 _ORJSON_KINDS = {"i", "u", "b"}
 _UNWRITABLE = {np.dtype(np.uint16), np.dtype(np.complex64), np.dtype(np.complex128)}
@@ -39,6 +52,15 @@ def tensor_texts(
     """The tensor's nested JSON text, or (split_rows) one text per slice along axis 0."""
     if array.ndim and array.dtype.kind in _ORJSON_KINDS and array.dtype not in _UNWRITABLE:
         return _orjson_texts(array, split_rows)
+    if array.ndim and array.size > SMALL_TENSOR and array.dtype in _FLOAT32_WRITTEN:
+        return _float32_texts(array, split_rows)
+    return template_texts(array, b64=b64, split_rows=split_rows)
+
+
+def template_texts(
+    array: npt.NDArray[np.generic], *, b64: bool = False, split_rows: bool = False
+) -> list[str]:
+    """`tensor_texts` by one printf piece per element (any dtype; the reference for floats)."""
     inner = array.shape[1:] if split_rows else array.shape
     if array.size == 0:
         rows = array.shape[0] if split_rows else 1
@@ -58,6 +80,39 @@ def tensor_texts(
     pieces[-1] = formats[codes[-1]] + "]" * rank
     text = ("[" * rank + "".join(pieces.tolist())) % tuple(values)
     return text.split(_ROW_MARK) if split_rows else [text]
+
+
+def _float32_texts(array: npt.NDArray[np.generic], split_rows: bool) -> list[str]:
+    """float32 (and float16) tensors: orjson writes each O5 decimal as a double (see
+    `gateway.codec.encode_numbers.float32_decimals`); the few it would spell differently
+    are written as ``null`` and replaced by their printf text."""
+    flat = np.ascontiguousarray(array, dtype=np.float32).reshape(-1)
+    decimals, exact = float32_decimals(flat)
+    text = orjson.dumps(decimals.reshape(array.shape), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    exact_at = np.flatnonzero(exact)
+    if exact_at.size:
+        pieces: list[str] = text.split("null")
+        merged = [""] * (2 * len(pieces) - 1)
+        merged[0::2] = pieces
+        merged[1::2] = _leaf_texts(flat[exact_at])
+        text = "".join(merged)
+    if not split_rows:
+        return [text]
+    if array.ndim == 1:
+        return text[1:-1].split(",")
+    if array.shape[0] == 1:
+        return [text[1:-1]]
+    depth = array.ndim - 1  # a slice's own brackets; "]" * depth + "," only ends a slice
+    opening, closing = "[" * depth, "]" * depth
+    cores = text[array.ndim : -array.ndim].split(closing + "," + opening)
+    return [opening + core + closing for core in cores]
+
+
+def _leaf_texts(flat: npt.NDArray[np.generic]) -> list[str]:
+    """Each element's text by the printf pieces of `_elements` (one ``%`` for all)."""
+    formats, codes, values = _elements(flat, b64=False)
+    template = _LEAF_MARK.join(np.array(formats, dtype=object)[codes].tolist())
+    return (template % tuple(values)).split(_LEAF_MARK)
 
 
 def _orjson_texts(array: npt.NDArray[np.generic], split_rows: bool) -> list[str]:
