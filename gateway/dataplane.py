@@ -171,7 +171,7 @@ class DataPlane:
             message = (
                 f'Serving signature name: "{name or DEFAULT_SIGNATURE}" not found in signature def'
             )
-            if self._entry(spec).platform == "sklearn":
+            if self._entry(spec).kind.lists_signatures:
                 available = ", ".join(sorted(metadata.signatures))
                 message += f". Available signatures: {available}"
             raise invalid_argument(message)
@@ -209,7 +209,7 @@ class DataPlane:
             return await self._call(entry, lambda backend: backend.predict(spec, inputs))
         except ServingError as error:
             hint = None
-            if error.code == Code.INVALID_ARGUMENT and entry.platform == "tensorflow":
+            if error.code == Code.INVALID_ARGUMENT and entry.kind.explains_shapes:
                 hint = shape_mismatch(spec.signature_name or DEFAULT_SIGNATURE, resolved, inputs)
             if hint is None:
                 raise

@@ -35,6 +35,7 @@ from clients.embedded import EmbeddedTfServing
 from gateway import tracing
 from gateway.app import begin_shutdown, create_app
 from gateway.http_protocol import ConnectionLimits, guarded_protocol, usable_connections
+from gateway.registry import embedded_tf_models
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -245,9 +246,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _embedded_backend(settings: Settings) -> EmbeddedTfServing | None:
     """The backend for TensorFlow models with no TF Serving configured, if there are any."""
-    if settings.tf_serving_target is not None:
-        return None
-    models = [m for m in settings.models if m.platform == "tensorflow" and m.target is None]
+    models = embedded_tf_models(settings)
     if not models:
         return None
     return EmbeddedTfServing(

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from clients.pipeline_plan import PipelineDefinition, PipelineStep
 from clients.tf_targets import TargetError, parse_target
 from clients.types import ModelSource, VersionPolicy
 
@@ -40,12 +41,51 @@ class VersionPolicyConfig(BaseModel):
         return self
 
 
+Platform = Literal["tensorflow", "sklearn", "pipeline"]
+"""Which backend serves a model (`gateway.registry.PLATFORMS` builds each)."""
+
+
+class PipelineStepConfig(BaseModel):
+    """One step of a pipeline: a configured model and how it links to the next step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="a configured tensorflow or sklearn model")
+    version: int | None = Field(default=None, description="pin a version (default: latest)")
+    label: str | None = Field(default=None, description="or pin a version label")
+    signature: str = Field(
+        default="", description="signature (sklearn: its method, e.g. transform); '' = default"
+    )
+    input: str | None = Field(
+        default=None,
+        description="the input that takes the previous step's output (default: the only one)",
+    )
+    output: str | None = Field(
+        default=None,
+        description="the output that feeds the next step (default: the only one); on the "
+        "last step, the one output the pipeline answers with (default: all)",
+    )
+
+    def step(self) -> PipelineStep:
+        """The neutral step the pipeline backend takes."""
+        return PipelineStep(
+            self.model, self.version, self.label, self.signature, self.input, self.output
+        )
+
+
 class ModelConfig(BaseModel):
     """One served model."""
 
     name: str
-    platform: Literal["tensorflow", "sklearn"]
-    base_path: str = Field(description="Directory holding <version>/ subdirectories.")
+    platform: Platform
+    base_path: str = Field(
+        default="",
+        description="Directory holding <version>/ subdirectories (not for pipelines).",
+    )
+    steps: list[PipelineStepConfig] = Field(
+        default_factory=list,
+        description="pipeline only: the models to call in order, each output feeding the next",
+    )
     target: str | None = Field(
         default=None,
         description="gRPC target URI of the TF Serving that serves this model (tensorflow "
@@ -71,6 +111,20 @@ class ModelConfig(BaseModel):
             raise ValueError(f"model name {name!r} must match {_NAME_PATTERN.pattern}")
         return name
 
+    @model_validator(mode="after")
+    def _fits_platform(self) -> ModelConfig:
+        if self.platform == "pipeline":
+            if not self.steps:
+                raise ValueError(f"pipeline {self.name} needs a non-empty 'steps' list")
+            if self.base_path or self.target:
+                raise ValueError(f"pipeline {self.name} has no base_path or target")
+        else:
+            if self.steps:
+                raise ValueError(f"model {self.name}: 'steps' are for platform pipeline")
+            if not self.base_path:
+                raise ValueError(f"model {self.name} needs a base_path")
+        return self
+
     @field_validator("target")
     @classmethod
     def _valid_model_target(cls, target: str | None) -> str | None:
@@ -83,6 +137,10 @@ class ModelConfig(BaseModel):
             if not _NAME_PATTERN.match(label):
                 raise ValueError(f"version label {label!r} must match {_NAME_PATTERN.pattern}")
         return labels
+
+    def pipeline(self) -> PipelineDefinition:
+        """The neutral pipeline description (platform pipeline)."""
+        return PipelineDefinition(self.name, tuple(step.step() for step in self.steps))
 
     def source(self) -> ModelSource:
         """The neutral description the backends take."""
@@ -301,5 +359,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     loaded = _FromFile(**overrides)
     for model in loaded.models:
-        model.base_path = str((config_file.parent / model.base_path).resolve())
+        if model.base_path:
+            model.base_path = str((config_file.parent / model.base_path).resolve())
     return loaded

@@ -14,6 +14,8 @@ from collections.abc import MutableMapping
 from time import perf_counter
 from typing import Any
 
+from clients.context import CALL_CONTEXT
+
 RECORD_KEY = "gateway.request"
 UNKNOWN_MODEL = "_unknown"
 
@@ -72,12 +74,16 @@ class RequestRecord:
         self.signature = signature
 
     def server_timing(self) -> bytes:
-        """The `Server-Timing` header value, durations in milliseconds."""
-        return b"parse;dur=%.3f, backend;dur=%.3f, render;dur=%.3f" % (
+        """The `Server-Timing` header value, durations in milliseconds; then the backend's
+        own named durations (`clients.context.add_timing`, e.g. a pipeline's steps)."""
+        value = b"parse;dur=%.3f, backend;dur=%.3f, render;dur=%.3f" % (
             self.parse * 1e3,
             self.backend * 1e3,
             self.render * 1e3,
         )
+        for name, seconds in CALL_CONTEXT.get().timings or ():
+            value += b", %s;dur=%.3f" % (name.encode(), seconds * 1e3)
+        return value
 
 
 def record_of(scope: MutableMapping[str, Any]) -> RequestRecord:
