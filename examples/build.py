@@ -12,7 +12,9 @@ from pathlib import Path
 
 
 def build_all(models_dir: Path) -> None:
-    """half_plus_two and digits (TensorFlow SavedModels), iris and diabetes (scikit-learn)."""
+    """half_plus_two and digits (TensorFlow SavedModels), iris and diabetes (scikit-learn),
+    and the wine pipeline's scaler, Keras classifier and KMeans segments."""
+    from examples.pipeline_models import build_wine_pipeline
     from examples.sklearn_models import build_diabetes_regressor, build_iris
     from examples.tf_models import build_digits_classifier, build_half_plus_two
 
@@ -21,6 +23,7 @@ def build_all(models_dir: Path) -> None:
     build_diabetes_regressor(models_dir)
     build_half_plus_two(models_dir)
     build_digits_classifier(models_dir)
+    build_wine_pipeline(models_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

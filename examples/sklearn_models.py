@@ -34,17 +34,17 @@ def build_iris(models_dir: Path) -> Path:
     """Train LogisticRegression on iris, save it as ``models_dir/iris/1``; return the base path."""
     data = load_iris()
     model = LogisticRegression(max_iter=1000).fit(data.data, data.target)
-    return _publish(model, models_dir / "iris", IRIS_FEATURES)
+    return publish(model, models_dir / "iris", IRIS_FEATURES)
 
 
 def build_diabetes_regressor(models_dir: Path) -> Path:
     """Train Ridge on the diabetes data and save it as ``models_dir/diabetes/1``."""
     data = load_diabetes()
     model = Ridge(alpha=0.1).fit(data.data, data.target)
-    return _publish(model, models_dir / "diabetes", tuple(data.feature_names))
+    return publish(model, models_dir / "diabetes", tuple(data.feature_names))
 
 
-def _publish(estimator: Any, base_path: Path, feature_names: Sequence[str]) -> Path:
+def publish(estimator: Any, base_path: Path, feature_names: Sequence[str]) -> Path:
     """Save `estimator` as version 1 of `base_path`, replacing any earlier version 1."""
     base_path.mkdir(parents=True, exist_ok=True)
     staging = base_path / ".staging-1"

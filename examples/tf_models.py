@@ -80,7 +80,7 @@ _sig = _v1.saved_model.signature_constants
 
 
 @contextmanager
-def _staged_version_dir(models_dir: Path, model_name: str, version: int) -> Iterator[Path]:
+def staged_version_dir(models_dir: Path, model_name: str, version: int) -> Iterator[Path]:
     """Yield a not-yet-existing staging path; on success move it to ``<model>/<version>``."""
     if version < 0:
         raise ValueError(f"version must be >= 0, got {version}")
@@ -235,7 +235,7 @@ def build_half_plus_two(
     """
     started = time.perf_counter()
     target = Path(models_dir) / name / str(version)
-    with _staged_version_dir(models_dir, name, version) as export_dir:
+    with staged_version_dir(models_dir, name, version) as export_dir:
         _export_half_plus_two(export_dir, export_dir.parent / "asset_src", plus)
     _log_written(name, target, started)
     return target
@@ -353,7 +353,7 @@ def build_digits_classifier(models_dir: Path, version: int = 1) -> Path:
     model = train_digits_model(data)
     logger.info("digits test accuracy: %.4f", evaluate_digits_accuracy(model, data))
     target = Path(models_dir) / DIGITS / str(version)
-    with _staged_version_dir(models_dir, DIGITS, version) as export_dir:
+    with staged_version_dir(models_dir, DIGITS, version) as export_dir:
         export_digits_model(model, export_dir)
     _log_written(DIGITS, target, started)
     return target
