@@ -97,7 +97,7 @@ def _parses_to_float32(text: str, value: float) -> bool:
         return True  # the text is within half a float64 step of `value`: far from a tie
     bits: int = _BITS.unpack(_DOUBLE.pack(parsed))[0]
     if bits & _LOW_MASK == _HALF_WAY or 0 < abs(parsed) < _F32_NORMAL_MIN:
-        return _exact_round_trip(value, double=False)
+        return bool(parse_float32(text) == np.float32(value))
     return to_float32(parsed) == value
 
 
@@ -253,11 +253,13 @@ def _is_float32_tie(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
 
 
 def _exact_round_trip(value: float, double: bool) -> bool:
-    """Slow exact check: ``%.6g`` text parsed back (correctly rounded) equals value."""
+    """Exact check, one value: ``%.6g`` text parsed back (correctly rounded) equals value.
+
+    For float32 the rational arithmetic of `parse_float32` runs only where parsing via
+    float64 could round differently (`_parses_to_float32`): ~1 µs instead of ~50 µs.
+    """
     text = f"{value:.6g}"
-    if double:
-        return float(text) == value
-    return bool(parse_float32(text) == np.float32(value))
+    return float(text) == value if double else _parses_to_float32(text, value)
 
 
 def parse_float32(text: str) -> np.float32:
