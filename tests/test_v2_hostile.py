@@ -251,7 +251,11 @@ CASES = [
     Hostile(
         "header-length-cuts-the-json",
         400,
-        ("JSON Parse error",),
+        (
+            "The JSON header (the first 10 bytes",
+            "Inference-Header-Content-Length",
+            "JSON Parse error",
+        ),
         orjson.dumps({"inputs": [x_input()]}),
         {HEADER: "10"},
     ),
@@ -374,7 +378,7 @@ CASES = [
     Hostile(
         "invalid-utf8-output-name",
         400,
-        ("Unknown output",),
+        ("Unknown output '\\xff'",),  # invalid bytes quoted as \xff text, as on /v1
         b'{"outputs": [{"name": "\xff"}], "inputs": [' + orjson.dumps(x_input()) + b"]}",
     ),
     # ---- methods ----

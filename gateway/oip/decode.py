@@ -22,7 +22,14 @@ from typing import TypeGuard
 import numpy as np
 
 from clients.dtypes import BY_V2_NAME, V2_DATATYPES, v2_name_of
-from clients.types import DEFAULT_SIGNATURE, DType, TensorSpec, invalid_argument, shape_fits
+from clients.types import (
+    DEFAULT_SIGNATURE,
+    DType,
+    ServingError,
+    TensorSpec,
+    invalid_argument,
+    shape_fits,
+)
 from gateway.codec.decode_tensor import tensor_from_json
 from gateway.codec.limits import ElementCount, JsonLimits
 from gateway.codec.reader import parse_body
@@ -75,7 +82,16 @@ def decode_infer(
 ) -> DecodedInfer:
     """Parse an infer body and build the tensors of the signature it selects in `model`."""
     json_part, binary = split_body(body, header_length)
-    document = parse_body(json_part, limits)
+    try:
+        document = parse_body(json_part, limits)
+    except ServingError as error:
+        if header_length is None:
+            raise
+        raise ServingError(
+            error.code,
+            f"The JSON header (the first {len(json_part)} bytes of the body, by "
+            f"Inference-Header-Content-Length) is not valid JSON: {error.message}",
+        ) from None
     if not isinstance(document, dict):
         raise invalid_argument("The infer request must be a JSON object with an 'inputs' list")
     parameters = _object(document.get("parameters"), "parameters")
@@ -91,7 +107,7 @@ def decode_infer(
             if output.name not in signature.output_names:
                 known = ", ".join(sorted(signature.output_names))
                 raise invalid_argument(
-                    f"Unknown output {output.name!r} for model {model.name}: it has {known}"
+                    f"Unknown output '{output.name}' for model {model.name}: it has {known}"
                 )
     request_id = document.get("id")
     if request_id is not None and not _is_text(request_id):
@@ -152,7 +168,7 @@ def _signature_name(
         if not isinstance(named, str) or named not in model.signatures:
             known = ", ".join(sorted(model.signatures))
             raise invalid_argument(
-                f"Unknown signature_name {named!r} for model {model.name}: it has {known}"
+                f"Unknown signature_name '{named}' for model {model.name}: it has {known}"
             )
         return named
     if outputs and DEFAULT_SIGNATURE in model.signatures:
@@ -193,7 +209,7 @@ def _tensors(
         if size is not None:
             if type(size) is not int or size < 0 or size > len(binary) - offset:
                 raise invalid_argument(
-                    f"Input {name!r}: binary_data_size {size!r} must be a whole number of "
+                    f"Input '{name}': binary_data_size {size!r} must be a whole number of "
                     f"bytes within the {len(binary) - offset} binary bytes left in the body"
                 )
             array = _from_binary(binary[offset : offset + size], datatype, shape, name, limits)
@@ -201,12 +217,12 @@ def _tensors(
         elif "data" in raw:
             array = _from_json(raw["data"], datatype, shape, name)
         else:
-            raise invalid_argument(f"Input {name!r} has neither 'data' nor binary_data_size")
+            raise invalid_argument(f"Input '{name}' has neither 'data' nor binary_data_size")
         if datatype != v2_name_of(spec.dtype):
             array = array.astype(np.float64)  # a numeric input widened to FP64
         if spec.shape is not None and not shape_fits(tuple(shape), spec.shape):
             raise invalid_argument(
-                f"Input {name!r} has shape {shape}, model {model_name} expects "
+                f"Input '{name}' has shape {shape}, model {model_name} expects "
                 f"{list(spec.shape)} (-1: any size)"
             )
         tensors[alias] = array
@@ -239,8 +255,8 @@ def _aliases(raw_inputs: list[object], signature: V2Signature, model_name: str) 
 
 def _shape(value: object, name: str, limits: JsonLimits) -> list[int]:
     if not isinstance(value, list) or not all(type(size) is int and size >= 0 for size in value):
-        raise invalid_argument(f"Input {name!r}: 'shape' must be a list of sizes >= 0")
-    limits.check_elements(prod(value), f"elements in input {name!r}")
+        raise invalid_argument(f"Input '{name}': 'shape' must be a list of sizes >= 0")
+    limits.check_elements(prod(value), f"elements in input '{name}'")
     return value
 
 
@@ -249,8 +265,8 @@ def _datatype(value: object, name: str, spec: TensorSpec) -> str:
     if value == expected or (expected == "FP64" and value in _WIDENS_TO_FP64):
         return expected if value == expected else str(value)
     if value not in V2_DATATYPES:
-        raise invalid_argument(f"Input {name!r}: unknown datatype {value!r}; expected {expected}")
-    raise invalid_argument(f"Input {name!r} is {value}, the model expects {expected}")
+        raise invalid_argument(f"Input '{name}': unknown datatype {value!r}; expected {expected}")
+    raise invalid_argument(f"Input '{name}' is {value}, the model expects {expected}")
 
 
 def _from_json(data: object, datatype: str, shape: list[int], name: str) -> np.ndarray:
@@ -259,7 +275,7 @@ def _from_json(data: object, datatype: str, shape: list[int], name: str) -> np.n
     array = tensor_from_json(data if isinstance(data, list) else [data], dtype)
     if array.size != prod(shape):
         raise invalid_argument(
-            f"Input {name!r}: shape {shape} holds {prod(shape)} elements, 'data' has {array.size}"
+            f"Input '{name}': shape {shape} holds {prod(shape)} elements, 'data' has {array.size}"
         )
     return array.reshape(shape)
 
@@ -275,7 +291,7 @@ def _from_binary(
     itemsize = info.numpy.itemsize
     if len(data) != count * itemsize:
         raise invalid_argument(
-            f"Input {name!r}: shape {shape} of {datatype} needs {count * itemsize} bytes, "
+            f"Input '{name}': shape {shape} of {datatype} needs {count * itemsize} bytes, "
             f"binary_data_size is {len(data)}"
         )
     return np.frombuffer(data, dtype=info.numpy.newbyteorder("<")).astype(info.numpy).reshape(shape)
@@ -286,19 +302,19 @@ def _bytes_elements(data: bytes, count: int, name: str, limits: JsonLimits) -> n
     offset = 0
     while offset < len(data):
         if offset + 4 > len(data):
-            raise invalid_argument(f"Input {name!r}: a BYTES element's length is cut short")
+            raise invalid_argument(f"Input '{name}': a BYTES element's length is cut short")
         (length,) = _LENGTH.unpack_from(data, offset)
         offset += 4
         if length > len(data) - offset:
             raise invalid_argument(
-                f"Input {name!r}: a BYTES element of {length} bytes passes the end of its data"
+                f"Input '{name}': a BYTES element of {length} bytes passes the end of its data"
             )
         limits.check_bytes(length)
         elements.append(data[offset : offset + length])
         offset += length
     if len(elements) != count:
         raise invalid_argument(
-            f"Input {name!r}: its shape holds {count} elements, the binary data has {len(elements)}"
+            f"Input '{name}': its shape holds {count} elements, the binary data has {len(elements)}"
         )
     array = np.empty(count, dtype=object)
     array[:] = elements
