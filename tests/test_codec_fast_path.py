@@ -401,3 +401,17 @@ def reference_predict_body(array: npt.NDArray[Any], request_format: RequestForma
             '{"predictions": [' + ", ".join(template_texts(array, split_rows=True)) + "]}"
         ).encode()
     return ('{"outputs": ' + template_texts(array)[0] + "}").encode()
+
+
+def test_documents_outlive_the_next_parse() -> None:
+    """The thread's parser is reused: a document keeps copies, never the parser's state;
+    a body the parser refuses (too deep, a big integer) leaves it usable."""
+    inputs = {"x": TensorSpec("x:0", DType.DT_FLOAT, None)}
+    first = parse_predict(IMAGE_BODIES["columnar object"])
+    refused = b'{"instances": [%s]}' % b",".join([b"123456789012345678901234567890"] * 200)
+    assert parse_predict(refused).numeric is None
+    second = parse_predict(orjson.dumps({"instances": np.zeros((40, 40)).tolist()}))
+    assert first.numeric is not None and second.numeric is not None
+    tensors, _ = decode_predict_document(first, inputs)
+    assert tensors["x"].tobytes() == FLOAT_IMAGE.tobytes()
+    assert decode_predict_document(second, inputs)[0]["x"].shape == (40, 40)

@@ -29,6 +29,7 @@ holds bytes, strings and numpy arrays only, so it pickles (it can cross to a wor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
@@ -48,6 +49,8 @@ from gateway.codec.values import signature_name_of
 # Below this size the exact path is cheaper than a second parser's fixed cost (measured:
 # bench/RESULTS.md, "Big tensors in the JSON codec").
 FAST_BODY_BYTES = 2048
+_REUSED_PARSER_BYTES = 8 * 2**20  # bigger bodies get a parser of their own, freed after
+_THREAD = threading.local()  # .parser: this thread's reused simdjson.Parser
 _BOM = b"\xef\xbb\xbf"
 _MARKS = b"[],"
 _NOT_MARKS = bytes(sorted(set(range(256)) - set(_MARKS)))  # bytes.translate deletes these
@@ -161,8 +164,11 @@ def read_numeric_request(body: bytes, limits: JsonLimits) -> NumericRequest | No
     if body.startswith(_BOM):
         return None
     try:
-        root = simdjson.Parser().parse(body)
-    except (ValueError, TypeError, RuntimeError, MemoryError):  # UnicodeDecodeError included
+        root = _parser_for(len(body)).parse(body)
+    except RuntimeError:  # too deep, a big integer, or the parser still in use: a new one
+        _THREAD.parser = None
+        return None
+    except (ValueError, TypeError, MemoryError):  # UnicodeDecodeError included
         return None
     if not isinstance(root, simdjson.Object):
         return None
@@ -188,6 +194,23 @@ def read_numeric_request(body: bytes, limits: JsonLimits) -> NumericRequest | No
     if depth > limits.max_depth or body.translate(None, _NOT_MARKS) != b",".join(marks):
         return None
     return NumericRequest(signature_name, request_format, plain, tuple(tensors))
+
+
+def _parser_for(size: int) -> simdjson.Parser:
+    """This thread's parser for a body of `size` bytes (a new one for a very big body).
+
+    A parser keeps its buffers (about 2.5 times the biggest body it parsed) and reusing
+    them saves page faults: 2.8 ms instead of 5.8 ms for a 3 MB body when other work
+    runs in between. Its document is replaced by the next parse, so nothing parsed may
+    outlive `read_numeric_request`: the buffers it returns are copies (``as_buffer``),
+    and no await happens in between, so one parser per thread is enough.
+    """
+    if size > _REUSED_PARSER_BYTES:
+        return simdjson.Parser()
+    parser: simdjson.Parser | None = getattr(_THREAD, "parser", None)
+    if parser is None:
+        parser = _THREAD.parser = simdjson.Parser()
+    return parser
 
 
 def _read_tensors(
