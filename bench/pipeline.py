@@ -5,7 +5,8 @@ backend serving the Keras step over gRPC, the scikit-learn steps in-process), wi
 the same number of connections: `post.lua` POSTs to /v1/models/wine_pipeline:predict,
 `chain.lua` POSTs to the scaler, then the classifier with the scaler's answer, then the
 segments with the classifier's, over HTTP. Reports pipelines per second of each and their
-ratio (goal: the gateway's pipeline at least 2x).
+ratio (goal: the gateway's pipeline at least 2x), and the TF step alone: the bound on
+any chain of these steps.
 
 python bench/pipeline.py [--seconds 10] [--connections 4] [--rows 1]
 """
@@ -19,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -83,6 +85,12 @@ def main() -> None:
         _chain(url, body, args.connections, 2)
         gateway = run_wrk(url + PIPELINE_PATH, body, args.connections, args.seconds)
         chained, chain_errors = _chain(url, body, args.connections, args.seconds)
+        # The TF step alone (the classifier fed the scaler's answer): no pipeline of these
+        # steps can go faster than its slowest step does by itself.
+        scaled = httpx.post(url + STEP_PATHS[0], content=body.read_bytes()).json()
+        tf_body = work / "tf-body.json"
+        tf_body.write_text(json.dumps({"instances": scaled["predictions"]}))
+        tf_alone = run_wrk(url + STEP_PATHS[1], tf_body, args.connections, args.seconds)
     finally:
         server.stop()
     print(f"rows per request: {args.rows}, connections: {args.connections}, {args.seconds} s each")
@@ -91,7 +99,9 @@ def main() -> None:
         f"p99 {gateway.p99_ms:.2f} ms  errors {gateway.errors}"
     )
     print(f"client-chained   : {chained:8.1f} pipelines/s  errors {chain_errors}")
+    print(f"TF step alone    : {tf_alone.rps:8.1f} requests/s  errors {tf_alone.errors}")
     print(f"ratio            : {gateway.rps / chained:.2f}x")
+    print(f"pipeline / TF step alone: {gateway.rps / tf_alone.rps:.0%}")
 
 
 if __name__ == "__main__":

@@ -132,9 +132,9 @@ class _JsonPredictDecoder:
     async def __call__(self, lookup: SignatureLookup) -> DecodedInputs:
         body, limits = self._body, self._limits
         if not self._offloader.heavy(len(body)):
-            document = codec.parse_body(body, limits)
-            resolved = await lookup.signature(codec.signature_name_of(document))
-            tensors, self.request_format = codec.decode_predict(
+            document = codec.parse_predict(body, limits)
+            resolved = await lookup.signature(document.signature_name)
+            tensors, self.request_format = codec.decode_predict_document(
                 document, resolved.signature.inputs, limits
             )
             return DecodedInputs(resolved, tensors)

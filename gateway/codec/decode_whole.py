@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clients.types import DEFAULT_SIGNATURE, TensorSpec
-from gateway.codec.decode_predict import RequestFormat, Tensors, decode_predict
+from gateway.codec.decode_body import decode_predict_document, parse_predict
+from gateway.codec.decode_predict import RequestFormat, Tensors
 from gateway.codec.limits import JsonLimits
-from gateway.codec.reader import parse_body
-from gateway.codec.values import signature_name_of
 
 
 @dataclass(frozen=True)
@@ -35,15 +34,15 @@ def decode_predict_whole(
 ) -> WholePredict:
     """Parse `body` and decode it against the signature it names, among `signature_inputs`
     (signature name -> its inputs); no tensors when it names none of them."""
-    document = parse_body(body, limits)
-    name = signature_name_of(document)
+    document = parse_predict(body, limits)
+    name = document.signature_name
     inputs = signature_inputs.get(name or DEFAULT_SIGNATURE)
     if inputs is None:
         return WholePredict(name, None, None)
-    tensors, request_format = decode_predict(document, inputs, limits)
+    tensors, request_format = decode_predict_document(document, inputs, limits)
     return WholePredict(name, tensors, request_format)
 
 
 def check_body(body: bytes, limits: JsonLimits) -> None:
     """Raise the body's JSON error, if it has one (its model could not be looked up)."""
-    signature_name_of(parse_body(body, limits))
+    parse_predict(body, limits)
