@@ -17,8 +17,8 @@ IRIS_1 = "iris 1 row"
 IRIS_64 = "iris 64 rows"
 TF_HPT = "TF half_plus_two"
 TF_IMAGE = "TF image 1x224x224x3"
-TF_IMAGE_V2_JSON = "TF image, v2 JSON"
-TF_IMAGE_V2_BINARY = "TF image, v2 binary data"
+TF_IMAGE_V2_JSON = "TF image v2 JSON"
+TF_IMAGE_V2_BINARY = "TF image v2 binary"
 GRPC_HPT = "gRPC direct half_plus_two"
 
 IMAGE_SHAPE = (1, 224, 224, 3)
