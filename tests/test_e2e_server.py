@@ -32,7 +32,8 @@ def gateway_process(
     """A running `python -m gateway serve` on the example models: its URL, process and log."""
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     for model in config["models"]:
-        model["base_path"] = str(example_models_dir / model["name"])
+        if model["platform"] != "pipeline":  # a pipeline has no base path
+            model["base_path"] = str(example_models_dir / model["name"])
     with spawn_gateway(config, tmp_path_factory.mktemp("e2e")) as gateway:
         wait_until_ready(gateway.url, gateway.process, gateway.log)
         yield gateway.url, gateway.process, gateway.log

@@ -72,7 +72,8 @@ def gateway_started(
     workdir = tmp_path_factory.mktemp("python-client")
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     for model in config["models"]:
-        model["base_path"] = str(example_models_dir / model["name"])
+        if model["platform"] != "pipeline":  # a pipeline has no base path
+            model["base_path"] = str(example_models_dir / model["name"])
     echo = _build_echo_model(workdir / "models")
     config["models"].append({"name": "echo", "platform": "tensorflow", "base_path": str(echo)})
     with spawn_gateway(config, workdir) as gateway:

@@ -33,7 +33,8 @@ def _write_config(workdir: Path, models_dir: Path, names: tuple[str, ...]) -> Pa
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
     config["models"] = [model for model in config["models"] if model["name"] in names]
     for model in config["models"]:
-        model["base_path"] = str(models_dir / model["name"])
+        if model["platform"] != "pipeline":  # a pipeline has no base path
+            model["base_path"] = str(models_dir / model["name"])
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
