@@ -91,6 +91,7 @@ def test_compose_serves_the_models_and_labels_of_the_default_run(
         return [(m.name, m.platform, Path(m.base_path).name, m.version_labels) for m in s.models]
 
     assert summary(compose) == summary(default)
+    assert [m.steps for m in compose.models] == [m.steps for m in default.models]
     labels = {(m.name, label) for m in compose.models for label in m.version_labels}
     used = re.findall(r"/v1/models/([\w.-]+)/labels/([\w.-]+):", (REPO / "README.md").read_text())
     assert used, "the README shows label requests"

@@ -92,8 +92,8 @@ def start(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def _descendants(pid: int) -> dict[int, str]:
-    """Every process under `pid`, with its command line."""
+def _descendants(pid: int, depth: int | None = None) -> dict[int, str]:
+    """Every process under `pid` (down to `depth` generations), with its command line."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -101,16 +101,18 @@ def _descendants(pid: int) -> dict[int, str]:
         except (OSError, ValueError, IndexError):
             continue
     found: dict[int, str] = {}
-    frontier = [pid]
+    frontier = [(pid, 0)]
     while frontier:
-        parent = frontier.pop()
+        parent, level = frontier.pop()
+        if depth is not None and level == depth:
+            continue
         for child, its_parent in parents.items():
             if its_parent == parent and child not in found:
                 try:
                     found[child] = Path(f"/proc/{child}/cmdline").read_bytes().decode()
                 except OSError:
                     continue
-                frontier.append(child)
+                frontier.append((child, level + 1))
     return found
 
 
@@ -175,9 +177,14 @@ def test_workers_share_one_embedded_backend_and_stop_together(
     server.wait_ready()
     processes = _descendants(server.process.pid)
     backends = [pid for pid, cmd in processes.items() if "tfserving_compat" in cmd]
-    workers = [pid for pid, cmd in processes.items() if "spawn_main" in cmd]
+    children = _descendants(server.process.pid, depth=1)
+    workers = [pid for pid, cmd in children.items() if "spawn_main" in cmd]
+    codec_workers = [
+        pid for pid in processes if pid not in children and "spawn_main" in processes[pid]
+    ]
     assert len(backends) == 1, (processes, server.tail())
     assert len(workers) == 2, (processes, server.tail())
+    assert len(codec_workers) == 2 * 2, (processes, server.tail())  # codec_processes each
     environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
     (metrics_dir,) = [e.split(b"=", 1)[1] for e in environ if e.startswith(b"PROMETHEUS_MULTI")]
     assert Path(metrics_dir.decode()).is_dir()
