@@ -39,6 +39,10 @@ class PlatformKind:
     """An unknown signature's error lists the model's signatures."""
     explains_shapes: bool = False
     """A bad-argument error is prefixed with the inputs whose shapes misfit the signature."""
+    label: str = ""
+    """How model metadata names the platform (the Open Inference Protocol's `platform`)."""
+    outputs_named_by_method: bool = False
+    """Each signature's one output is named after the method that makes it ("predict")."""
 
 
 @dataclass(frozen=True)
@@ -191,9 +195,12 @@ def _pipeline(
 
 
 PLATFORMS: dict[Platform, PlatformKind] = {
-    "tensorflow": PlatformKind(_tensorflow, explains_shapes=True),
-    "sklearn": PlatformKind(_sklearn, lists_signatures=True),
-    "pipeline": PlatformKind(_pipeline, lists_signatures=True),  # after what its steps name
+    "tensorflow": PlatformKind(_tensorflow, explains_shapes=True, label="tensorflow_savedmodel"),
+    "sklearn": PlatformKind(
+        _sklearn, lists_signatures=True, label="sklearn", outputs_named_by_method=True
+    ),
+    # after what its steps name
+    "pipeline": PlatformKind(_pipeline, lists_signatures=True, label="pipeline"),
 }
 """Every platform, in build order: a factory sees the backends of the rows above it."""
 

@@ -27,6 +27,7 @@ from gateway.dataplane import DataPlane, DecodedInputs, SignatureLookup
 from gateway.oip.decode import DecodedInfer, decode_infer
 from gateway.oip.encode import encode_infer
 from gateway.oip.model import V2Model, metadata_document, v2_model
+from gateway.registry import PlatformKind
 from gateway.serving import Serving
 from routers import schemas, v2_schemas
 from routers.asgi_endpoint import asgi_endpoint
@@ -118,7 +119,7 @@ async def _infer(
     assert route.spec is not None
     entry = serving.dataplane.registry.find(route.spec.name)
     header_length = _header(scope, HEADER_LENGTH)
-    decoder = _InferDecoder(body, header_length, entry.platform if entry else "", serving)
+    decoder = _InferDecoder(body, header_length, None if entry is None else entry.kind, serving)
     prediction = await serving.dataplane.run_predict(route.spec, decoder, record)
     decoded, model = decoder.decoded, decoder.model
     assert decoded is not None and model is not None  # set by a decode that succeeded
@@ -155,17 +156,23 @@ class _InferDecoder:
     """
 
     def __init__(
-        self, body: bytes, header_length: bytes | None, platform: str, serving: Serving
+        self,
+        body: bytes,
+        header_length: bytes | None,
+        kind: PlatformKind | None,
+        serving: Serving,
     ) -> None:
         self._body = body
         self._header_length = header_length
-        self._platform = platform
+        self._kind = kind  # None: an unknown model, which the lookup refuses first
         self._serving = serving
         self.decoded: DecodedInfer | None = None
         self.model: V2Model | None = None
 
     async def __call__(self, lookup: SignatureLookup) -> DecodedInputs:
-        self.model = v2_model(await lookup.metadata(), self._platform)
+        metadata = await lookup.metadata()
+        assert self._kind is not None  # the lookup found the model
+        self.model = v2_model(metadata, self._kind)
         serving = self._serving
         self.decoded = await serving.offloader.run(
             len(self._body),
@@ -217,7 +224,7 @@ async def _model_metadata(
     statuses = await dataplane.status(route.spec.name, None)
     versions = sorted(s.version for s in statuses if s.state == ModelState.AVAILABLE)
     record_of(scope).succeeded(str(metadata.version), "")
-    return 200, metadata_document(v2_model(metadata, entry.platform), versions)
+    return 200, metadata_document(v2_model(metadata, entry.kind), versions)
 
 
 async def _model_ready(

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from clients.dtypes import v2_name_of
 from clients.types import DEFAULT_SIGNATURE, ModelMetadata, Signature, TensorSpec
-
-PLATFORMS = {"tensorflow": "tensorflow_savedmodel", "sklearn": "sklearn"}
+from gateway.registry import PlatformKind
 
 
 @dataclass(frozen=True)
@@ -37,13 +36,13 @@ class V2Model:
     signatures: Mapping[str, V2Signature]
 
 
-def v2_model(metadata: ModelMetadata, platform: str) -> V2Model:
-    """The v2 view of `metadata` for a model of `platform` ("tensorflow" or "sklearn")."""
+def v2_model(metadata: ModelMetadata, kind: PlatformKind) -> V2Model:
+    """The v2 view of `metadata` for a model of platform `kind`."""
     signatures = {
-        name: _v2_signature(signature, by_method=platform == "sklearn")
+        name: _v2_signature(signature, by_method=kind.outputs_named_by_method)
         for name, signature in metadata.signatures.items()
     }
-    return V2Model(metadata.name, metadata.version, PLATFORMS.get(platform, platform), signatures)
+    return V2Model(metadata.name, metadata.version, kind.label, signatures)
 
 
 def _v2_signature(signature: Signature, *, by_method: bool) -> V2Signature:
