@@ -8,7 +8,7 @@ bytes one way and numpy arrays (or the response bytes) the other, as files in sh
 memory (`gateway.shared_buffers`): no big copy is made with the GIL held, so the loop
 keeps serving while they cross.
 
-Workers run without the cyclic garbage collector (see `_collecting_after_errors`).
+Workers run without the cyclic garbage collector (see `_run_in_worker`).
 Small work stays inline: the hop to a worker costs more than decoding a small body.
 `heavy(size)` is the one rule for what counts as big (`codec_offload_bytes`).
 """
@@ -59,7 +59,7 @@ class Offloader:
         self, size: int, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """`function(*args, **kwargs)`: inline when `size` is small, else in a worker."""
-        if self._pool is None or size < self._min_bytes:
+        if self._pool is None or not self.heavy(size):
             return function(*args, **kwargs)
         loop = asyncio.get_running_loop()
         payload = await loop.run_in_executor(
@@ -110,9 +110,16 @@ class Offloader:
         await asyncio.gather(*starts)
 
     def close(self) -> None:
-        """Stop the workers (work in flight is abandoned: the server is stopping)."""
+        """Stop the workers at once (work in flight is abandoned: the server is stopping).
+
+        They are terminated rather than waited for: the interpreter's exit joins the pool,
+        and a worker still starting (importing numpy on a busy machine) held a stopping
+        gateway for tens of seconds; their work is pure, so nothing is lost."""
         if self._pool is not None:
+            workers = list((self._pool._processes or {}).values())  # private, but stable
             self._pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.terminate()
             shutil.rmtree(self._directory, ignore_errors=True)
 
 
