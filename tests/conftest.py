@@ -310,3 +310,25 @@ def access_lines() -> Iterator[io.StringIO]:
     finally:
         access.removeHandler(handler)
         access.setLevel(old_level)
+
+
+@pytest.fixture(scope="session")
+def v2_gateway(
+    compat_backend: EmbeddedTfServing,
+    tf_test_models: Path,
+    sklearn_models_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """The gateway the Open Inference Protocol tests share (tests/v2_gateway.py)."""
+    from tests.v2_gateway import running_v2_gateway  # it imports this module
+
+    workdir = tmp_path_factory.mktemp("v2-gateway")
+    with running_v2_gateway(compat_backend, tf_test_models, sklearn_models_dir, workdir) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+def v2_http(v2_gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    """An HTTP client for `v2_gateway`."""
+    with httpx.Client(base_url=v2_gateway.url, timeout=30) as client:
+        yield client

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,7 @@ import orjson
 import pytest
 
 from clients.dtypes import BY_V2_NAME
-from clients.embedded import EmbeddedTfServing
-from tests.conftest import GatewayProcess
-from tests.v2_gateway import HALF_PLUS_TWO_X, IRIS_ROWS, iris_estimator, running_v2_gateway
+from tests.v2_gateway import HALF_PLUS_TWO_X, IRIS_ROWS, iris_estimator
 
 HEADER = "Inference-Header-Content-Length"
 IRIS_SIGNATURES = (
@@ -36,26 +33,6 @@ IRIS_SIGNATURES = (
 )
 TENSOR_SIGNATURES = ("serving_default", "regress_x2_to_y3")  # half_plus_two's float inputs
 EXAMPLE_SIGNATURES = ("classify_x_to_y", "regress_x_to_y", "regress_x_to_y2")  # tf.Example
-
-
-@pytest.fixture(scope="module")
-def gateway(
-    compat_backend: EmbeddedTfServing,
-    tf_test_models: Path,
-    sklearn_models_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    """The running gateway (half_plus_two over gRPC, iris in-process)."""
-    workdir = tmp_path_factory.mktemp("v2-agreement")
-    with running_v2_gateway(compat_backend, tf_test_models, sklearn_models_dir, workdir) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
-def http(gateway: GatewayProcess) -> Iterator[httpx.Client]:
-    """An HTTP client for the gateway."""
-    with httpx.Client(base_url=gateway.url, timeout=30) as client:
-        yield client
 
 
 def float32_inputs() -> np.ndarray:
@@ -72,20 +49,22 @@ def iris_rows() -> np.ndarray:
     return np.vstack([np.array(IRIS_ROWS), rng.uniform(0.0, 8.0, (12, 4))]).astype(np.float64)
 
 
-def v1_predict(http: httpx.Client, model: str, body: dict[str, Any]) -> np.ndarray:
+def v1_predict(v2_http: httpx.Client, model: str, body: dict[str, Any]) -> np.ndarray:
     """/v1 predict's `predictions`, as parsed JSON (TF Serving's number text)."""
-    response = http.post(f"/v1/models/{model}:predict", content=orjson.dumps(body))
+    response = v2_http.post(f"/v1/models/{model}:predict", content=orjson.dumps(body))
     assert response.status_code == 200, response.text
     return np.array(response.json()["predictions"])
 
 
 def v2_infer(
-    http: httpx.Client, model: str, document: dict[str, Any], binary: bytes = b""
+    v2_http: httpx.Client, model: str, document: dict[str, Any], binary: bytes = b""
 ) -> dict[str, np.ndarray]:
     """/v2 infer's outputs by name, each as its datatype (from JSON, or binary data)."""
     json_part = orjson.dumps(document)
     headers = {HEADER: str(len(json_part))} if binary else {}
-    response = http.post(f"/v2/models/{model}/infer", content=json_part + binary, headers=headers)
+    response = v2_http.post(
+        f"/v2/models/{model}/infer", content=json_part + binary, headers=headers
+    )
     assert response.status_code == 200, response.text
     length = int(response.headers.get(HEADER, len(response.content)))
     outputs = {}
@@ -127,13 +106,13 @@ def _example(x: float) -> bytes:
 @pytest.mark.parametrize("binary_output", [False, True], ids=["json", "binary-output"])
 @pytest.mark.parametrize("signature", TENSOR_SIGNATURES)
 def test_half_plus_two_tensor_signatures_agree(
-    http: httpx.Client, signature: str, binary_output: bool
+    v2_http: httpx.Client, signature: str, binary_output: bool
 ) -> None:
     x = float32_inputs()
     instances = [[float(value)] for value in x]
-    v1 = v1_predict(http, "half_plus_two", {"signature_name": signature, "instances": instances})
+    v1 = v1_predict(v2_http, "half_plus_two", {"signature_name": signature, "instances": instances})
     v2 = v2_infer(
-        http,
+        v2_http,
         "half_plus_two",
         {
             "inputs": [{"name": "x", "datatype": "FP32", "shape": [len(x), 1], "data": instances}],
@@ -147,11 +126,11 @@ def test_half_plus_two_tensor_signatures_agree(
 
 
 @pytest.mark.parametrize("signature", EXAMPLE_SIGNATURES)
-def test_half_plus_two_tf_example_signatures_agree(http: httpx.Client, signature: str) -> None:
+def test_half_plus_two_tf_example_signatures_agree(v2_http: httpx.Client, signature: str) -> None:
     """Serialized tf.Examples: b64 strings on v1, BYTES binary data on v2."""
     examples = [_example(float(value)) for value in float32_inputs()[:12]]
     v1 = v1_predict(
-        http,
+        v2_http,
         "half_plus_two",
         {
             "signature_name": signature,
@@ -160,7 +139,7 @@ def test_half_plus_two_tf_example_signatures_agree(http: httpx.Client, signature
     )
     binary = b"".join(struct.pack("<I", len(example)) + example for example in examples)
     v2 = v2_infer(
-        http,
+        v2_http,
         "half_plus_two",
         {
             "inputs": [
@@ -182,10 +161,10 @@ def test_half_plus_two_tf_example_signatures_agree(http: httpx.Client, signature
 @pytest.mark.parametrize("binary_input", [False, True], ids=["json", "binary-input"])
 @pytest.mark.parametrize("signature", IRIS_SIGNATURES)
 def test_iris_signatures_agree(
-    http: httpx.Client, sklearn_models_dir: Path, signature: str, binary_input: bool
+    v2_http: httpx.Client, sklearn_models_dir: Path, signature: str, binary_input: bool
 ) -> None:
     rows = iris_rows()
-    v1 = v1_predict(http, "iris", {"signature_name": signature, "instances": rows.tolist()})
+    v1 = v1_predict(v2_http, "iris", {"signature_name": signature, "instances": rows.tolist()})
     tensor: dict[str, Any] = {"name": "inputs", "datatype": "FP64", "shape": list(rows.shape)}
     binary = b""
     if binary_input:
@@ -194,7 +173,7 @@ def test_iris_signatures_agree(
     else:
         tensor["data"] = rows.tolist()
     document = {"inputs": [tensor], "parameters": {"signature_name": signature}}
-    (output,) = v2_infer(http, "iris", document, binary).values()
+    (output,) = v2_infer(v2_http, "iris", document, binary).values()
     assert_agree(v1, output)
     method = "predict" if signature == "serving_default" else signature
     expected = getattr(iris_estimator(sklearn_models_dir), method)(rows)  # and both are right
@@ -206,10 +185,10 @@ def test_iris_signatures_agree(
     [("iris", IRIS_SIGNATURES), ("half_plus_two", TENSOR_SIGNATURES + EXAMPLE_SIGNATURES)],
 )
 def test_every_signature_is_compared(
-    http: httpx.Client, model: str, compared: tuple[str, ...]
+    v2_http: httpx.Client, model: str, compared: tuple[str, ...]
 ) -> None:
     """The lists above are the models': a signature added to one must be compared too."""
-    response = http.get(f"/v1/models/{model}/metadata")
+    response = v2_http.get(f"/v1/models/{model}/metadata")
     assert response.status_code == 200, response.text
     signatures = response.json()["metadata"]["signature_def"]["signature_def"]
     assert set(signatures) == set(compared)

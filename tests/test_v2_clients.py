@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,10 @@ import numpy as np
 import pytest
 
 from clients.dtypes import BY_DTYPE
-from clients.embedded import EmbeddedTfServing
 from clients.types import DType
 from tests.conftest import GatewayProcess
 from tests.test_python_client import OFFLINE_MARKERS
-from tests.v2_gateway import HALF_PLUS_TWO_X, IRIS_ROWS, iris_estimator, running_v2_gateway
+from tests.v2_gateway import HALF_PLUS_TWO_X, IRIS_ROWS, iris_estimator
 
 DRIVER = Path(__file__).with_name("v2_client_driver.py")
 # The clients under test, pinned so that a run is reproducible (and the cache key is exact).
@@ -86,25 +84,14 @@ def clients_python(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    compat_backend: EmbeddedTfServing,
-    tf_test_models: Path,
-    sklearn_models_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    """The running gateway (half_plus_two over gRPC, iris in-process)."""
-    workdir = tmp_path_factory.mktemp("v2-clients")
-    with running_v2_gateway(compat_backend, tf_test_models, sklearn_models_dir, workdir) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
 def results(
-    clients_python: Path, gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory
+    clients_python: Path, v2_gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     """Every client call's result, from one run of the driver."""
     plan = tmp_path_factory.mktemp("v2-plan") / "plan.json"
-    plan.write_text(json.dumps({"url": gateway.url, "x": HALF_PLUS_TWO_X, "iris_rows": IRIS_ROWS}))
+    plan.write_text(
+        json.dumps({"url": v2_gateway.url, "x": HALF_PLUS_TWO_X, "iris_rows": IRIS_ROWS})
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     done = subprocess.run(
         [str(clients_python), str(DRIVER), str(plan)],
@@ -209,11 +196,11 @@ def _v1_metadata_as_v2(url: str, model: str, platform: str) -> dict[str, Any]:
     ("model", "platform"), [("half_plus_two", "tensorflow_savedmodel"), ("iris", "sklearn")]
 )
 def test_model_metadata_with_tritonclient(
-    results: dict[str, Any], gateway: GatewayProcess, model: str, platform: str
+    results: dict[str, Any], v2_gateway: GatewayProcess, model: str, platform: str
 ) -> None:
     """tritonclient parses the metadata, and it says what /v1 metadata says."""
     metadata = value(results["triton"][f"{model}_metadata"])
-    assert metadata == _v1_metadata_as_v2(gateway.url, model, platform)
+    assert metadata == _v1_metadata_as_v2(v2_gateway.url, model, platform)
 
 
 def test_unknown_model_metadata_is_a_404_with_tritonclient(results: dict[str, Any]) -> None:

@@ -10,42 +10,18 @@ separate backend; its `classify_x_to_y` signature takes a BYTES input) and iris.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import numpy as np
 import orjson
 import pytest
 
-from clients.embedded import EmbeddedTfServing
 from tests.conftest import LEAK_MARKERS, GatewayProcess
-from tests.v2_gateway import running_v2_gateway
 
 INFER = "/v2/models/half_plus_two/infer"
 HEADER = "Inference-Header-Content-Length"
 X = [1.0, 2.0, 3.0]
-
-
-@pytest.fixture(scope="module")
-def gateway(
-    compat_backend: EmbeddedTfServing,
-    tf_test_models: Path,
-    sklearn_models_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    """The running gateway (half_plus_two over gRPC, iris in-process)."""
-    workdir = tmp_path_factory.mktemp("v2-hostile")
-    with running_v2_gateway(compat_backend, tf_test_models, sklearn_models_dir, workdir) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
-def http(gateway: GatewayProcess) -> Iterator[httpx.Client]:
-    """An HTTP client for the gateway."""
-    with httpx.Client(base_url=gateway.url, timeout=30) as client:
-        yield client
 
 
 def x_input(**changes: object) -> dict[str, object]:
@@ -397,9 +373,9 @@ CASES = [
 ]
 
 
-def assert_still_serving(http: httpx.Client) -> None:
+def assert_still_serving(v2_http: httpx.Client) -> None:
     """A good infer right after: y = x/2 + 2 for x = [1, 2, 3]."""
-    response = http.post(INFER, json={"inputs": [x_input()]})
+    response = v2_http.post(INFER, json={"inputs": [x_input()]})
     assert response.status_code == 200, response.text
     (output,) = response.json()["outputs"]
     expected = np.array(X, dtype=np.float32) * np.float32(0.5) + np.float32(2)
@@ -408,9 +384,9 @@ def assert_still_serving(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_hostile_v2_request_is_a_4xx_json_error_saying_what_to_fix(
-    http: httpx.Client, case: Hostile
+    v2_http: httpx.Client, case: Hostile
 ) -> None:
-    response = http.request(case.method, case.path, content=case.body, headers=case.headers)
+    response = v2_http.request(case.method, case.path, content=case.body, headers=case.headers)
     assert response.status_code == case.status, (response.status_code, response.text)
     assert response.headers["content-type"] == "application/json", response.headers
     body = orjson.loads(response.content)
@@ -424,7 +400,7 @@ def test_hostile_v2_request_is_a_4xx_json_error_saying_what_to_fix(
     if case.status == 405:  # RFC 9110: a 405 names the methods the resource takes
         taken = "POST" if case.path.endswith("/infer") else "GET, HEAD"
         assert response.headers.get("allow") == taken, response.headers
-    assert_still_serving(http)
+    assert_still_serving(v2_http)
 
 
 def test_case_ids_are_unique() -> None:
@@ -433,10 +409,10 @@ def test_case_ids_are_unique() -> None:
 
 
 def test_hostile_requests_leave_the_gateway_process_running(
-    http: httpx.Client, gateway: GatewayProcess
+    v2_http: httpx.Client, v2_gateway: GatewayProcess
 ) -> None:
     """After all of them (this test runs last in the module), the process is the same one
     and still answers."""
-    assert gateway.process.poll() is None
-    assert http.get("/v2/health/live").json() == {"live": True}
-    assert_still_serving(http)
+    assert v2_gateway.process.poll() is None
+    assert v2_http.get("/v2/health/live").json() == {"live": True}
+    assert_still_serving(v2_http)
