@@ -116,3 +116,26 @@ def test_vectorised_formatting_matches_the_literal_rule_float64() -> None:
 )
 def test_rapidjson_writer_double(value: float, text: str) -> None:
     assert rapidjson_double_text(value) == text
+
+
+@pytest.mark.parametrize("subnormal", [False, True])
+def test_decimal_exponents_are_exact_away_from_powers_of_ten(subnormal: bool) -> None:
+    """The exponent read off the binary exponent is floor(log10(x)) (checked exactly, with
+    Decimal) for doubles over the whole range, except right next to a power of ten, where
+    `round_to_digits` flags the value as suspect; a subnormal takes the frexp branch."""
+    from decimal import Decimal
+
+    from gateway.codec.encode_numbers import decimal_exponents
+
+    rng = np.random.default_rng(7)
+    values = rng.integers(1, 0x7FF0000000000000, 20_000, dtype=np.int64).view(np.float64)
+    powers = 10.0 ** np.arange(-300, 300)
+    values = np.concatenate([values, powers, np.nextafter(powers, 0), np.nextafter(powers, 1e309)])
+    if subnormal:
+        values = np.append(values, [5e-324, 1e-310])
+    got = decimal_exponents(values)
+    for value, exponent in zip(values.tolist(), got.tolist(), strict=True):
+        exact = Decimal(value).adjusted()
+        if exponent != exact:  # one off, and within a rounding of the power between them
+            power = float(Decimal(10) ** max(exponent, exact))
+            assert abs(exponent - exact) == 1 and abs(value / power - 1) < 1e-15

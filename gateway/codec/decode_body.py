@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 import numpy as np
@@ -271,6 +272,7 @@ def _declared_shape(value: object) -> Shape | None:
     return tuple(shape) if type(value) in _NUMBER_TYPES else None
 
 
+@lru_cache(maxsize=64)  # a model's requests tend to repeat a few shapes
 def _array_marks(shape: Shape) -> bytes:
     """The ``[``, ``]`` and ``,`` of a regular array of numbers of `shape`, in order."""
     text = b"[" + b"," * (shape[-1] - 1) + b"]"

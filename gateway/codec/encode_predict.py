@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from clients.types import invalid_argument
 from gateway.codec.decode_predict import RequestFormat
-from gateway.codec.encode_text import tensor_texts
+from gateway.codec.encode_text import tensor_json
 from gateway.codec.values import json_string
 
 _BYTES_SUFFIX = "_bytes"
@@ -26,10 +26,8 @@ def encode_predict(outputs: Mapping[str, npt.NDArray[np.generic]], fmt: RequestF
         raise invalid_argument("Cannot convert empty tensor map to JSON")
     arrays = {name: np.asarray(outputs[name]) for name in sorted(outputs)}
     if fmt is RequestFormat.ROW:
-        text = '{"predictions": [' + ", ".join(_prediction_rows(arrays)) + "]}"
-    else:
-        text = '{"outputs": ' + _columnar_value(arrays) + "}"
-    return text.encode("utf-8", "surrogateescape")
+        return b"".join((b'{"predictions": [', b", ".join(_prediction_rows(arrays)), b"]}"))
+    return b"".join((b'{"outputs": ', _columnar_value(arrays), b"}"))
 
 
 def encode_error(message: str) -> bytes:
@@ -52,27 +50,30 @@ def _as_b64(name: str, array: npt.NDArray[np.generic]) -> bool:
     return name.endswith(_BYTES_SUFFIX) and array.dtype.kind in {"O", "S", "U"}
 
 
-def _columnar_value(arrays: dict[str, npt.NDArray[np.generic]]) -> str:
-    texts = {name: tensor_texts(a, b64=_as_b64(name, a))[0] for name, a in arrays.items()}
+def _columnar_value(arrays: dict[str, npt.NDArray[np.generic]]) -> bytes:
+    texts = {name: tensor_json(a, _as_b64(name, a), False)[0] for name, a in arrays.items()}
     if len(texts) == 1:
         return next(iter(texts.values()))
-    return "{" + ", ".join(f"{json_string(name)}: {text}" for name, text in texts.items()) + "}"
+    return b"{" + b", ".join(_label(name) + text for name, text in texts.items()) + b"}"
 
 
-def _prediction_rows(arrays: dict[str, npt.NDArray[np.generic]]) -> list[str]:
+def _prediction_rows(arrays: dict[str, npt.NDArray[np.generic]]) -> list[bytes]:
     batch = _batch_size(arrays)
-    rows = {
-        name: tensor_texts(a, b64=_as_b64(name, a), split_rows=True) for name, a in arrays.items()
-    }
+    rows = {name: tensor_json(a, _as_b64(name, a), True) for name, a in arrays.items()}
     if len(rows) == 1:
         return next(iter(rows.values()))
-    labels = [json_string(name) + ": " for name in rows]
+    labels = [_label(name) for name in rows]
     return [
-        "{"
-        + ", ".join(label + texts[i] for label, texts in zip(labels, rows.values(), strict=True))
-        + "}"
+        b"{"
+        + b", ".join(label + texts[i] for label, texts in zip(labels, rows.values(), strict=True))
+        + b"}"
         for i in range(batch)
     ]
+
+
+def _label(name: str) -> bytes:
+    """`"name": ` of an output in an object."""
+    return (json_string(name) + ": ").encode("utf-8", "surrogateescape")
 
 
 def _batch_size(arrays: dict[str, npt.NDArray[np.generic]]) -> int:
