@@ -26,6 +26,11 @@ def encode_predict(outputs: Mapping[str, npt.NDArray[np.generic]], fmt: RequestF
         raise invalid_argument("Cannot convert empty tensor map to JSON")
     arrays = {name: np.asarray(outputs[name]) for name in sorted(outputs)}
     if fmt is RequestFormat.ROW:
+        if len(arrays) == 1 and _batch_size(arrays) == 1:  # one row: the tensor's own text
+            name, array = next(iter(arrays.items()))
+            return b"".join(
+                (b'{"predictions": ', tensor_json(array, _as_b64(name, array), False)[0], b"}")
+            )
         return b"".join((b'{"predictions": [', b", ".join(_prediction_rows(arrays)), b"]}"))
     return b"".join((b'{"outputs": ', _columnar_value(arrays), b"}"))
 
