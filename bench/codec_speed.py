@@ -119,9 +119,9 @@ def report_decode(label: str, body: bytes, path: tuple[str, ...], repeat: int) -
 
 def report_decode_parts(body: bytes, repeat: int) -> None:
     """Where (c) goes: the simdjson parse, the regularity proof, and the rest."""
-    import simdjson
+    from gateway.codec.decode_body import _parser_for
 
-    parser = simdjson.Parser()
+    parser = _parser_for(len(body))  # the decoder's own (reused) parser, warm as it is
     not_marks = bytes(sorted(set(range(256)) - set(b"[],")))  # as gateway.codec.decode_body
 
     def parse() -> None:
