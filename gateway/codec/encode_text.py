@@ -13,7 +13,9 @@ is produced by a single ``template % values``: every element gets a printf piece
 numpy (see `gateway.codec.encode_numbers.float_format_codes`) joined with the brackets and
 commas that follow it, so no Python function runs per element for numeric tensors. Row splitting
 (one text per 0-th dimension slice, for the `predictions` list) uses a NUL marker between
-slices; NUL never appears unescaped in JSON text.
+slices; NUL never appears unescaped in JSON text. `tensor_json` gives the bytes the
+response body is joined from (orjson's output is never decoded to `str` and back);
+`tensor_texts` is the same as `str`.
 """
 
 from __future__ import annotations
