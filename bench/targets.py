@@ -159,6 +159,10 @@ def all_targets(workers_flag: bool) -> list[Target]:
         _gateway("gateway-nobatch", "gateway.yaml", workers_flag, GATEWAY_BATCHING_ENABLED="false"),
         _gateway("gateway-workers2", "gateway.yaml", workers_flag, GATEWAY_WORKERS="2"),
         _gateway("gateway-accesslog", "gateway.yaml", workers_flag, GATEWAY_ACCESS_LOG="true"),
+        _gateway(
+            "gateway-inline", "gateway.yaml", workers_flag, GATEWAY_BATCH_INLINE_BELOW_MS="1000"
+        ),
+        _gateway("gateway-pool", "gateway.yaml", workers_flag, GATEWAY_BATCH_INLINE_BELOW_MS="0"),
         dataclasses.replace(
             _gateway("gateway-v2", "gateway.yaml", workers_flag, GATEWAY_BATCHING_ENABLED="true"),
             workloads=dict(_V2),
