@@ -167,6 +167,16 @@ def example_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models_dir
 
 
+def example_config(models_dir: Path) -> dict[str, Any]:
+    """examples/config.yaml as parsed YAML, its models' base paths pointing at `models_dir`
+    (a pipeline has none: its steps are the other models)."""
+    config: dict[str, Any] = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
+    for model in config["models"]:
+        if model["platform"] != "pipeline":
+            model["base_path"] = str(models_dir / model["name"])
+    return config
+
+
 def sklearn_model_configs(models_dir: Path) -> list[ModelConfig]:
     """Config entries for the scikit-learn example models in `models_dir`."""
     return [

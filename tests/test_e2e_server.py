@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from tests.conftest import REPO, spawn_gateway, wait_until_ready
+from tests.conftest import REPO, example_config, spawn_gateway, wait_until_ready
 
 EXAMPLE_MODELS = ("half_plus_two", "digits", "iris", "diabetes")
 
@@ -30,10 +29,7 @@ def gateway_process(
     example_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """A running `python -m gateway serve` on the example models: its URL, process and log."""
-    config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
-    for model in config["models"]:
-        if model["platform"] != "pipeline":  # a pipeline has no base path
-            model["base_path"] = str(example_models_dir / model["name"])
+    config = example_config(example_models_dir)
     with spawn_gateway(config, tmp_path_factory.mktemp("e2e")) as gateway:
         wait_until_ready(gateway.url, gateway.process, gateway.log)
         yield gateway.url, gateway.process, gateway.log

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from clients.embedded import free_port
-from tests.conftest import REPO, spawn_gateway, wait_until_ready
+from tests.conftest import REPO, example_config, spawn_gateway, wait_until_ready
 
 CLIENT_DIR = REPO / "client"
 DRIVER = Path(__file__).with_name("python_client_driver.py")
@@ -70,10 +70,7 @@ def gateway_started(
     """`python -m gateway serve` on the example models and `echo`, started (not yet ready:
     the virtualenv is made while the embedded TF backend loads)."""
     workdir = tmp_path_factory.mktemp("python-client")
-    config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
-    for model in config["models"]:
-        if model["platform"] != "pipeline":  # a pipeline has no base path
-            model["base_path"] = str(example_models_dir / model["name"])
+    config = example_config(example_models_dir)
     echo = _build_echo_model(workdir / "models")
     config["models"].append({"name": "echo", "platform": "tensorflow", "base_path": str(echo)})
     with spawn_gateway(config, workdir) as gateway:

@@ -23,18 +23,15 @@ import pytest
 import yaml
 
 from clients.embedded import free_port
-from tests.conftest import REPO, wait_until_ready
+from tests.conftest import example_config, wait_until_ready
 
 ROWS = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 
 def _write_config(workdir: Path, models_dir: Path, names: tuple[str, ...]) -> Path:
     """The example config, for the models in `names`, pointing at `models_dir`."""
-    config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())
+    config = example_config(models_dir)
     config["models"] = [model for model in config["models"] if model["name"] in names]
-    for model in config["models"]:
-        if model["platform"] != "pipeline":  # a pipeline has no base path
-            model["base_path"] = str(models_dir / model["name"])
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
